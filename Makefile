@@ -1,0 +1,37 @@
+# funnelguard: `make demo` runs the nightly job on the embedded default; `make test` runs the tests.
+# Both create .venv and install the pinned dependencies (requirements.lock) on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+.PHONY: install demo test test-fast bench lint airflow clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: the CPU build on this disk, never a multi-GB CUDA download.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m funnelguard.demo
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench: install
+	$(PY) -m bench
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+airflow: install
+	bash scripts/airflow-standalone.sh
+
+clean:
+	rm -rf $(VENV) .funnelguard build *.egg-info
