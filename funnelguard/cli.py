@@ -35,8 +35,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "funnelguard.simulator.cli",
     "contracts.cli",
     "monitors.cli",
+    "monitors.maturity.cli",
     "monitors.alerts.cli",
     "model.cli",
+    "model.evaluation.cli",
 )
 
 
