@@ -43,6 +43,22 @@ def pg_url() -> str:
     return PG_URL
 
 
+@pytest.fixture
+def pg_schema_url(pg_url, request):
+    """A PostgreSQL URL whose search_path is a fresh schema of this test's own (dropped after)."""
+    import re
+
+    schema = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{pg_url}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
 class WarehouseFactory:
     """Builds simulated SQLite warehouses on demand, each configuration once per session."""
 
