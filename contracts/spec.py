@@ -20,6 +20,8 @@ __all__ = [
     "FieldContract",
     "Contract",
     "DEFAULT_MATURITY_DAYS",
+    "CHECK_NAMES",
+    "PII_CLASSIFICATIONS",
 ]
 
 Environment = Literal["offline", "online"]
@@ -28,6 +30,14 @@ Severity = Literal["error", "warning"]
 DEFAULT_MATURITY_DAYS: Mapping[str, float] = {
     "click": 1.0, "application": 3.0, "conversion": 14.0, "approval": 14.0,
 }
+
+# The validation checks, by their documented names (docs/contracts.md); part of the interface.
+CHECK_NAMES: tuple[str, ...] = (
+    "schema", "dtype", "not_null", "unique", "range", "allowed_values", "finite", "default_rate",
+)
+
+# ODCS ``classification`` values that mark personal data: examples of it are redacted.
+PII_CLASSIFICATIONS: frozenset[str] = frozenset({"pii", "restricted", "confidential", "sensitive"})
 
 
 @dataclass(frozen=True)
