@@ -1,0 +1,258 @@
+"""The label-maturity gate: may training run on the window ending at the as-of date?
+
+Per task, three checks on the impressions of the training window ``[A - window_days, A - 1]``:
+``label_maturity`` (the share whose maturity window has closed), ``label_freshness`` (the
+daily landing arrived, :mod:`monitors.maturity.freshness`) and ``label_completeness`` (matured
+and maturing cohorts hold the positives their trailing norm predicts,
+:mod:`monitors.maturity.completeness`). A task passes when all three pass; the gate passes
+when every task does. The decision also names the largest window whose labels are final and
+complete for every task, so the nightly job can narrow the window instead of skipping a night.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from funnelguard.findings import Finding, Metric, RunResult
+from funnelguard.warehouse import TASKS
+from monitors.maturity.asof import (
+    as_of_instant,
+    matured_through,
+    maturity_windows,
+    normalise_label_frame,
+    read_label_frame,
+)
+from monitors.maturity.completeness import CompletenessResult, check_completeness
+from monitors.maturity.freshness import DEFAULT_LANDING_HOURS, FreshnessResult, check_freshness
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Engine
+
+    from contracts.spec import Contract
+
+__all__ = ["DEFAULT_WINDOW_DAYS", "GatePolicy", "TaskGate", "GateDecision", "evaluate_gate"]
+
+DEFAULT_WINDOW_DAYS = 28
+DATASET = "labels"
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """The gate's limits (docs/labels.md explains each).
+
+    Attributes:
+        min_matured_share: least share of window impressions whose window has closed, per task.
+        landing_hours: the label landing's latency; landings are due daily at
+            ``landing_hours mod 24`` UTC. None takes the labels contract's ``freshness_hours``,
+            else 30 (06:00 UTC).
+        freshness_alpha: least tolerated chance of a task's silence (Poisson).
+        completeness_alpha: family-wise error rate of the completeness tests, per task.
+        max_ratio: a completeness failure must also show observed/expected below this.
+        norm_cohorts: matured cohorts in a trailing norm.
+    """
+
+    min_matured_share: float = 0.25
+    landing_hours: float | None = None
+    freshness_alpha: float = 1e-3
+    completeness_alpha: float = 1e-3
+    max_ratio: float = 0.75
+    norm_cohorts: int = 14
+
+
+@dataclass(frozen=True)
+class TaskGate:
+    """One task's verdict with its numbers.
+
+    Attributes:
+        task: the model task.
+        passed: maturity, freshness and completeness all passed.
+        maturity_days: the task's maturity window.
+        impressions, matured: impressions in the window, and those whose window has closed.
+        matured_through: the latest cohort day whose labels are final and complete (None: none).
+        freshness, completeness: the detailed results.
+        reasons: one plain sentence per failed check.
+    """
+
+    task: str
+    passed: bool
+    maturity_days: float
+    impressions: int
+    matured: int
+    matured_through: dt.date | None
+    freshness: FreshnessResult
+    completeness: CompletenessResult
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def matured_share(self) -> float:
+        return self.matured / self.impressions if self.impressions else 0.0
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's decision as of a date.
+
+    Attributes:
+        as_of: the as-of date (knowledge at A 00:00 UTC).
+        window: first and last day of the training window.
+        tasks: per task, the verdict.
+        findings: every check's finding, passing ones included.
+        matured_window: the largest sub-window (same start) whose labels are final and complete
+            for every task; None when no day qualifies.
+        metrics: numbers worth keeping over time.
+    """
+
+    as_of: dt.date
+    window: tuple[dt.date, dt.date]
+    tasks: tuple[TaskGate, ...]
+    findings: tuple[Finding, ...]
+    matured_window: tuple[dt.date, dt.date] | None
+    metrics: tuple[Metric, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return all(t.passed for t in self.tasks)
+
+    @property
+    def failed_tasks(self) -> tuple[str, ...]:
+        return tuple(t.task for t in self.tasks if not t.passed)
+
+    def task(self, name: str) -> TaskGate:
+        for t in self.tasks:
+            if t.task == name:
+                return t
+        raise KeyError(f"the gate has no task {name!r}; it has {[t.task for t in self.tasks]}")
+
+    def to_run_result(self) -> RunResult:
+        """The ``gate`` command's result: partition = as-of date, dataset ``labels``."""
+        return RunResult(command="gate", partition=self.as_of.isoformat(), findings=self.findings,
+                         dataset=DATASET, metrics=self.metrics)
+
+
+def _window_frame(source: pd.DataFrame | Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        frame = normalise_label_frame(source)
+        return frame.loc[(frame["ds"] >= start) & (frame["ds"] <= end)]
+    return read_label_frame(source, start, end)
+
+
+def _task_gate(frame: pd.DataFrame, task: str, days: float, as_of: dt.date,
+               window: tuple[dt.date, dt.date], policy: GatePolicy,
+               landing_hours: float) -> TaskGate:
+    instant = as_of_instant(as_of)
+    impressions = len(frame)
+    matured = int((frame["event_ts"] + dt.timedelta(days=days) <= instant).sum())
+    fresh = check_freshness(frame, task, as_of, landing_hours=landing_hours,
+                            alpha=policy.freshness_alpha)
+    complete = check_completeness(frame, task, as_of, days, first_cohort=window[0],
+                                  norm_cohorts=policy.norm_cohorts,
+                                  alpha=policy.completeness_alpha, max_ratio=policy.max_ratio)
+    reasons = []
+    share = matured / impressions if impressions else 0.0
+    if share < policy.min_matured_share:
+        reasons.append(f"only {share:.1%} of {impressions} impressions have a closed "
+                       f"{days:g}-day window (need {policy.min_matured_share:.0%})")
+    if not fresh.passed:
+        reasons.append(fresh.message)
+    if complete.assessed and not complete.passed:
+        reasons.append(complete.message)
+    # The last cohort whose labels are final: matured as of A, and as of the day after the
+    # last landing when the pipeline stalled, and before any collapse.
+    last = matured_through(as_of, days)
+    if fresh.latest_loaded_at is not None and fresh.missed_landings:
+        last = min(last, matured_through(fresh.latest_loaded_at.date() + dt.timedelta(days=1), days))
+    if complete.collapse_since is not None:
+        last = min(last, complete.collapse_since - dt.timedelta(days=1))
+    if fresh.latest_loaded_at is None or last < window[0]:
+        last = None
+    return TaskGate(task, not reasons, days, impressions, matured, last, fresh, complete,
+                    tuple(reasons))
+
+
+def _findings(t: TaskGate, window: tuple[dt.date, dt.date], policy: GatePolicy) -> list[Finding]:
+    span = f"{window[0]}..{window[1]}"
+    fr, co = t.freshness, t.completeness
+    through = f"cohorts through {t.matured_through}" if t.matured_through else "no final cohort"
+    return [
+        Finding("label_maturity", t.matured_share >= policy.min_matured_share, "error",
+                task=t.task, value=round(t.matured_share, 6), threshold=policy.min_matured_share,
+                count=t.matured, dataset=DATASET,
+                message=(f"{t.task}: {t.matured_share:.1%} of {t.impressions} impressions in "
+                         f"{span} have a closed {t.maturity_days:g}-day window; {through}")),
+        Finding("label_freshness", fr.passed, "error", task=t.task,
+                value=None if fr.p_silent is None else round(fr.p_silent, 6),
+                threshold=fr.alpha, count=fr.missed_landings, dataset=DATASET,
+                examples=None if fr.latest_loaded_at is None else (fr.latest_loaded_at.isoformat(),),
+                message=fr.message),
+        Finding("label_completeness", co.passed if co.assessed else False,
+                "error" if co.assessed else "warning", task=t.task,
+                value=None if co.ratio is None else round(co.ratio, 4), threshold=co.max_ratio,
+                count=co.observed, dataset=DATASET,
+                examples=None if co.cohorts is None else tuple(d.isoformat() for d in co.cohorts),
+                message=co.message),
+        Finding("gate", t.passed, "error", task=t.task, value="pass" if t.passed else "fail",
+                dataset=DATASET,
+                message=(f"{t.task}: training may use labels of {span}" if t.passed
+                         else f"{t.task}: training must not run: " + "; ".join(t.reasons))),
+    ]
+
+
+def evaluate_gate(
+    source: pd.DataFrame | Engine,
+    contract: Contract | None,
+    as_of: dt.date,
+    *,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    policy: GatePolicy | None = None,
+    tasks: Sequence[str] = TASKS,
+) -> GateDecision:
+    """Decide whether training may run on the window ending the day before ``as_of``.
+
+    Args:
+        source: a warehouse engine, or a labels frame (one row per impression:
+            ``impression_id``, ``event_ts``, ``{task}_loaded_at``; see
+            :func:`monitors.maturity.asof.normalise_label_frame`).
+        contract: the labels contract (maturity windows, ``freshness_hours``); None uses the
+            default windows (click 1, application 3, conversion 14, approval 14 days).
+        as_of: knowledge at this date's 00:00 UTC.
+        window_days: the training window's length in days.
+        policy: the gate's limits.
+        tasks: the tasks to judge.
+
+    Raises:
+        LabelFrameError: the frame lacks a column; MaturityConfigError: bad windows.
+    """
+    policy = policy or GatePolicy()
+    windows = maturity_windows(contract, tuple(tasks))
+    landing_hours = policy.landing_hours
+    if landing_hours is None:
+        landing_hours = (contract.freshness_hours if contract is not None
+                         and contract.freshness_hours else DEFAULT_LANDING_HOURS)
+    window = (as_of - dt.timedelta(days=window_days), as_of - dt.timedelta(days=1))
+    frame = _window_frame(source, *window)
+    verdicts = tuple(_task_gate(frame, t, windows[t], as_of, window, policy, landing_hours)
+                     for t in tasks)
+    ends = [t.matured_through for t in verdicts]
+    matured_window = None if None in ends else (window[0], min(ends))
+    findings = [f for t in verdicts for f in _findings(t, window, policy)]
+    passed = all(t.passed for t in verdicts)
+    narrowed = (f"labels final and complete for every task on {matured_window[0]}..{matured_window[1]}"
+                if matured_window else "no day of the window has final labels for every task")
+    findings.append(Finding(
+        "gate", passed, "error", value="pass" if passed else "fail", dataset=DATASET,
+        examples=None if matured_window is None else tuple(d.isoformat() for d in matured_window),
+        message=(f"training may run on {window[0]}..{window[1]}; " if passed else
+                 f"training must not run ({', '.join(t.task for t in verdicts if not t.passed)} "
+                 "failed); ") + narrowed))
+    metrics = [m for t in verdicts for m in (
+        Metric("matured_share", t.matured_share, task=t.task),
+        Metric("missed_landings", float(t.freshness.missed_landings), task=t.task),
+        Metric("completeness_ratio", t.completeness.ratio, task=t.task),
+    )]
+    return GateDecision(as_of, window, verdicts, tuple(findings), matured_window, tuple(metrics))
