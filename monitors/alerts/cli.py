@@ -1,0 +1,129 @@
+"""``funnelguard alerts flush|mute|unmute|list``: the outbox and alert state from the shell.
+
+Handlers return exit codes: ``flush`` 0 when everything due was delivered, 3 while messages
+wait for Slack (unreachable, 5xx, 429: the DAG retries), 1 when Slack rejected a message, 2 for
+a missing or malformed Slack connection; ``mute``/``unmute``/``list`` 0, or 2 for an unknown
+fingerprint or a bad duration. Nothing heavy is imported until a handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _store_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None, metavar="URL",
+                        help="results store URL (default: $FUNNELGUARD_STORE or "
+                             "sqlite:///.funnelguard/results.db)")
+
+
+def register(subparsers) -> None:
+    """Add ``alerts`` and its actions to the ``funnelguard`` parser."""
+    alerts = subparsers.add_parser(
+        "alerts", help="Slack alerts: deliver the outbox, mute, list",
+        description="Slack alerts queued in the results store: deliver, mute, list.")
+    actions = alerts.add_subparsers(dest="alerts_action", metavar="ACTION")
+    actions.required = True
+
+    flush = actions.add_parser(
+        "flush", help="deliver pending alerts to Slack (exit 3 if some must wait for Slack)")
+    _store_flag(flush)
+    flush.add_argument("--slack-conn", dest="slack_conn", default="funnelguard_slack",
+                       metavar="ID", help="Airflow connection whose password is the webhook URL "
+                                          "(default funnelguard_slack; AIRFLOW_CONN_<ID> works)")
+    flush.add_argument("--json", dest="json_out", default=None, metavar="OUT",
+                       help="write the delivery report (alert_delivery findings) here")
+    flush.set_defaults(handler=_flush, command_name="alerts flush")
+
+    mute = actions.add_parser("mute", help="stop alerting a fingerprint for a while")
+    mute.add_argument("fingerprint", metavar="FINGERPRINT",
+                      help="check|dataset|environment|feature|task|segment, as `list` prints it")
+    mute.add_argument("--for", dest="duration", required=True, metavar="DURATION",
+                      help="how long: 30m, 24h, 7d, 1w")
+    mute.add_argument("--reason", required=True, metavar="TEXT", help="why (shown in `list`)")
+    _store_flag(mute)
+    mute.set_defaults(handler=_mute, command_name="alerts mute")
+
+    unmute = actions.add_parser("unmute", help="lift a mute")
+    unmute.add_argument("fingerprint", metavar="FINGERPRINT")
+    _store_flag(unmute)
+    unmute.set_defaults(handler=_unmute, command_name="alerts unmute")
+
+    listing = actions.add_parser("list", help="open, muted and pending alerts")
+    _store_flag(listing)
+    listing.set_defaults(handler=_list, command_name="alerts list")
+
+
+def _open(args: argparse.Namespace):
+    from funnelguard.cli import default_store_url
+    from monitors.store import open_store
+
+    return open_store(args.store or default_store_url())
+
+
+def _flush(args: argparse.Namespace) -> int:
+    from funnelguard.cli import default_store_url
+    from monitors.alerts.flush import flush
+
+    report = flush(args.store or default_store_url(), args.slack_conn)
+    if args.json_out:
+        out = Path(args.json_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report.to_result().to_json(), indent=2) + "\n")
+    for d in report.deliveries:
+        line = f"{d.status:<8} #{d.outbox_id:<5} {d.kind:<10} {d.group_key}"
+        print(line + (f"  ({d.error})" if d.error and d.status != "sent" else ""))
+    print(f"funnelguard alerts flush: {len(report.sent)} sent, {len(report.kept)} kept for "
+          f"retry, {len(report.failed)} rejected; {report.outstanding} waiting after failed "
+          f"deliveries")
+    return report.exit_code
+
+
+def _mute(args: argparse.Namespace) -> int:
+    from monitors.alerts.mutes import mute
+    from monitors.alerts.settings import parse_duration
+
+    duration = parse_duration(args.duration, where="alerts mute --for")
+    view = mute(_open(args), args.fingerprint, duration, args.reason)
+    print(f"muted {view.fingerprint} until {view.muted_until:%Y-%m-%d %H:%M} UTC: "
+          f"{view.mute_reason}")
+    return 0
+
+
+def _unmute(args: argparse.Namespace) -> int:
+    from monitors.alerts.mutes import unmute
+
+    view = unmute(_open(args), args.fingerprint)
+    print(f"unmuted {view.fingerprint}")
+    return 0
+
+
+def _when(value) -> str:
+    return "—" if value is None else f"{value:%Y-%m-%d %H:%M}"
+
+
+def _list(args: argparse.Namespace) -> int:
+    from monitors.alerts.mutes import list_alerts
+
+    listing = list_alerts(_open(args))
+    print(f"OPEN ({len(listing.open)})")
+    for v in listing.open:
+        print(f"  {v.fingerprint}  since {v.first_partition or '—'}  last sent "
+              f"{_when(v.last_sent_at)}  repeats {v.repeats_since_sent}")
+    print(f"MUTED ({len(listing.muted)})")
+    for v in listing.muted:
+        print(f"  {v.fingerprint}  until {_when(v.muted_until)}  ({v.status}) {v.mute_reason}")
+    print(f"PENDING ({len(listing.pending)})")
+    for p in listing.pending:
+        print(f"  #{p.outbox_id} {p.kind} {p.group_key}  {p.status}, {p.attempts} attempt(s), "
+              f"next {_when(p.next_attempt_at)}" + (f"  last error: {p.last_error}"
+                                                    if p.last_error else ""))
+    if listing.failed:
+        print(f"REJECTED BY SLACK ({len(listing.failed)})")
+        for p in listing.failed:
+            print(f"  #{p.outbox_id} {p.kind} {p.group_key}: {p.last_error}")
+    return 0
