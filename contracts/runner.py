@@ -1,0 +1,224 @@
+"""Running a compiled contract: Pandera's failure cases become findings per (column, check).
+
+``validate_frame`` checks an in-memory frame; ``validate_partition`` streams one warehouse
+partition in chunks (bounded memory), tallies failures per (column, check) across chunks, asks
+the database for exact key uniqueness, and counts defaults with the same definition as the
+registered ``max_default_rate`` check. Every applicable check yields a finding, passing or not,
+with the failing count and fraction, the tolerance, the severity and a few examples (PII
+redacted). Nothing here exits or stores: the CLI edge does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pandera.pandas as pa
+from sqlalchemy.engine import Engine
+
+from contracts.checks import check_name_of, default_mask
+from contracts.compiler import compile_schema
+from contracts.errors import MissingDataError
+from contracts.partition_reader import duplicate_keys, iter_chunks, require_contract_columns
+from contracts.spec import CheckPolicy, Contract, FieldContract
+from funnelguard.findings import MAX_EXAMPLES, Finding, Metric, RunResult
+
+__all__ = ["validate_frame", "validate_partition", "REDACTED", "checks_for"]
+
+REDACTED = "<redacted>"
+COMMAND = "validate"
+
+
+def checks_for(f: FieldContract, environment: str) -> list[str]:
+    """The documented checks that apply to a field in an environment, in report order."""
+    names = ["dtype"]
+    if f.required:
+        names.append("not_null")
+    if f.unique:
+        names.append("unique")
+    if f.is_numeric:
+        names.append("finite")
+        if f.minimum is not None or f.maximum is not None:
+            names.append("range")
+    if f.allowed_values is not None:
+        names.append("allowed_values")
+    if f.default is not None and environment in f.max_default_rate:
+        names.append("default_rate")
+    return names
+
+
+def _example(value, pii: bool):
+    """A JSON-friendly example; PII values redacted (nulls and non-finite numbers carry none)."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and math.isinf(value):
+        return str(value)
+    if pii:
+        return REDACTED
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, (dt.datetime, dt.date, pd.Timestamp)):
+        return value.isoformat()
+    return value
+
+
+@dataclass
+class _Tally:
+    """Failures per (column, check) and defaults per column, accumulated over chunks."""
+
+    rows: int = 0
+    failures: dict[tuple[str, str], int] = field(default_factory=dict)
+    examples: dict[tuple[str, str], list] = field(default_factory=dict)
+    defaults: dict[str, int] = field(default_factory=dict)
+
+    def add_failure(self, key: tuple[str, str], count: int, values: Iterable) -> None:
+        self.failures[key] = self.failures.get(key, 0) + int(count)
+        kept = self.examples.setdefault(key, [])
+        for v in values:
+            if len(kept) >= MAX_EXAMPLES:
+                break
+            if v not in kept:
+                kept.append(v)
+
+
+def _tally_chunk(contract: Contract, environment: str, schema: pa.DataFrameSchema,
+                 frame: pd.DataFrame, tally: _Tally) -> None:
+    tally.rows += len(frame)
+    pii = {f.name for f in contract.fields if f.pii}
+    for f in contract.fields_for(environment):
+        rate = f.max_default_rate.get(environment)
+        if rate is not None and f.default is not None:
+            tally.defaults[f.name] = tally.defaults.get(f.name, 0) + int(
+                default_mask(frame[f.name], f.default).sum())
+    try:
+        schema.validate(frame, lazy=True)
+        return
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    cases = cases[cases["column"].notna()]
+    cases = cases.assign(check=cases["check"].map(check_name_of))
+    for (column, check), group in cases.groupby(["column", "check"], sort=False):
+        rows = group[group["index"].notna()]
+        # A column-level failure (no row index) means the whole column failed, e.g. its dtype.
+        count = rows["index"].nunique() if len(rows) else len(frame)
+        values = [_example(v, column in pii) for v in group["failure_case"].head(50)]
+        tally.add_failure((str(column), check), count, values)
+
+
+def _message(f: FieldContract, check: str, count: int, rows: int, policy: CheckPolicy) -> str:
+    what = {
+        "dtype": f"are not of type {f.logical_type}",
+        "not_null": "are null",
+        "unique": "repeat a key that must be unique",
+        "finite": "are not finite (±inf or NaN)",
+        "range": f"are outside [{f.minimum}, {f.maximum}] (the default {f.default!r} excepted)",
+        "allowed_values": f"are not one of {list(f.allowed_values or ())} "
+                          f"(the default {f.default!r} excepted)",
+    }[check]
+    share = count / rows if rows else 0.0
+    return (f"{count} of {rows} rows of {f.name} {what} ({share:.3%}; "
+            f"tolerated {policy.tolerance:.3%})")
+
+
+def _findings(contract: Contract, environment: str, tally: _Tally,
+              extra_columns: list[str]) -> tuple[list[Finding], list[Metric]]:
+    findings = [Finding(
+        check="schema", passed=not extra_columns, severity="warning", environment=environment,
+        value=len(extra_columns), threshold=0, count=len(extra_columns),
+        examples=tuple(extra_columns) or None, dataset=contract.name,
+        message=(f"table {contract.table(environment)} has columns the contract does not "
+                 f"describe: {extra_columns}" if extra_columns else
+                 f"table {contract.table(environment)} has exactly the contract's columns"))]
+    metrics = [Metric("row_count", float(tally.rows), environment=environment)]
+    n = tally.rows
+    for f in contract.fields_for(environment):
+        for check in checks_for(f, environment):
+            policy = f.policy(check, contract.default_policy)
+            if check == "default_rate":
+                count = tally.defaults.get(f.name, 0)
+                limit = f.max_default_rate[environment]
+                rate = count / n if n else 0.0
+                metrics.append(Metric("default_rate", rate, feature=f.name, environment=environment))
+                findings.append(Finding(
+                    check=check, passed=rate <= limit, severity=policy.severity, feature=f.name,
+                    environment=environment, value=rate, threshold=limit, count=count,
+                    dataset=contract.name,
+                    message=(f"{rate:.3%} of {n} rows of {f.name} hold the default "
+                             f"{f.default!r}; at most {limit:.2%} allowed")))
+                continue
+            count = tally.failures.get((f.name, check), 0)
+            share = count / n if n else 0.0
+            findings.append(Finding(
+                check=check, passed=share <= policy.tolerance, severity=policy.severity,
+                feature=f.name, environment=environment, value=share,
+                threshold=policy.tolerance, count=count, dataset=contract.name,
+                examples=tuple(tally.examples.get((f.name, check), ())) or None,
+                message=_message(f, check, count, n, policy)))
+    return findings, metrics
+
+
+def _result(contract: Contract, environment: str, partition: str | None, tally: _Tally,
+            extra: list[str]) -> RunResult:
+    findings, metrics = _findings(contract, environment, tally, extra)
+    return RunResult(command=COMMAND, partition=partition, findings=findings,
+                     dataset=contract.name, environment=environment, metrics=metrics)
+
+
+def validate_frame(contract: Contract, environment: str, frame: pd.DataFrame, *,
+                   partition: str | None = None) -> RunResult:
+    """Validate an in-memory frame against ``contract`` in ``environment``.
+
+    Raises:
+        MissingDataError: a column the contract names is missing from the frame.
+    """
+    fields = [f.name for f in contract.fields_for(environment)]
+    missing = [c for c in fields if c not in frame.columns]
+    if missing:
+        raise MissingDataError(f"expected column(s) {missing} in the frame for contract "
+                               f"{contract.path} ({environment}); found {list(frame.columns)}")
+    tally = _Tally()
+    _tally_chunk(contract, environment, compile_schema(contract, environment, default_rate=False),
+                 frame, tally)
+    extra = [c for c in frame.columns if c not in fields]
+    return _result(contract, environment, partition, tally, extra)
+
+
+def validate_partition(contract: Contract, environment: str, engine: Engine, ds: dt.date, *,
+                       chunk_rows: int = 200_000) -> RunResult:
+    """Validate partition ``ds`` of the environment's table in bounded memory.
+
+    Args:
+        contract: a loaded contract.
+        environment: ``offline`` or ``online`` (one of ``contract.tables``).
+        engine: the warehouse.
+        ds: the partition date.
+        chunk_rows: rows per chunk; memory grows with this, not with the partition.
+
+    Raises:
+        MissingDataError: the table, a column or the partition is missing (exit 2).
+        EnvironmentFailure: the warehouse cannot be read (exit 3).
+    """
+    table = contract.table(environment)
+    fields = contract.fields_for(environment)
+    names = [f.name for f in fields]
+    present = require_contract_columns(engine, table, names, contract.path, environment)
+    schema = compile_schema(contract, environment, unique=False, default_rate=False)
+    timestamps = [f.name for f in fields if f.logical_type == "timestamp"]
+    tally = _Tally()
+    for chunk in iter_chunks(engine, table, ds, names, timestamps, chunk_rows):
+        _tally_chunk(contract, environment, schema, chunk, tally)
+    if tally.rows == 0:
+        raise MissingDataError(
+            f"expected rows for partition ds={ds.isoformat()} in table {table!r} of warehouse "
+            f"{engine.url.render_as_string(hide_password=True)}, found none")
+    pii = {f.name for f in fields if f.pii}
+    for f in fields:
+        if f.unique:
+            count, keys = duplicate_keys(engine, table, ds, f.name)
+            if count:
+                tally.add_failure((f.name, "unique"), count, [_example(k, f.name in pii) for k in keys])
+    extra = [c for c in present if c not in names]
+    return _result(contract, environment, ds.isoformat(), tally, extra)
