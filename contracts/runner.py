@@ -70,6 +70,7 @@ class _Tally:
     """Failures per (column, check) and defaults per column, accumulated over chunks."""
 
     rows: int = 0
+    failing_rows: int = 0
     failures: dict[tuple[str, str], int] = field(default_factory=dict)
     examples: dict[tuple[str, str], list] = field(default_factory=dict)
     defaults: dict[str, int] = field(default_factory=dict)
@@ -99,6 +100,8 @@ def _tally_chunk(contract: Contract, environment: str, schema: pa.DataFrameSchem
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
     cases = cases[cases["column"].notna()]
+    index = cases["index"]
+    tally.failing_rows += len(frame) if index.isna().any() else index.nunique()
     cases = cases.assign(check=cases["check"].map(check_name_of))
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         rows = group[group["index"].notna()]
@@ -132,7 +135,9 @@ def _findings(contract: Contract, environment: str, tally: _Tally,
         message=(f"table {contract.table(environment)} has columns the contract does not "
                  f"describe: {extra_columns}" if extra_columns else
                  f"table {contract.table(environment)} has exactly the contract's columns"))]
-    metrics = [Metric("row_count", float(tally.rows), environment=environment)]
+    metrics = [Metric("row_count", float(tally.rows), environment=environment),
+               Metric("failing_rows", float(min(tally.failing_rows, tally.rows)),
+                      environment=environment)]
     n = tally.rows
     for f in contract.fields_for(environment):
         for check in checks_for(f, environment):
@@ -219,6 +224,8 @@ def validate_partition(contract: Contract, environment: str, engine: Engine, ds:
         if f.unique:
             count, keys = duplicate_keys(engine, table, ds, f.name)
             if count:
+                # Rows failing both a row check and uniqueness count twice here (capped at rows).
+                tally.failing_rows += count
                 tally.add_failure((f.name, "unique"), count, [_example(k, f.name in pii) for k in keys])
     extra = [c for c in present if c not in names]
     return _result(contract, environment, ds.isoformat(), tally, extra)
