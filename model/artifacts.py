@@ -1,0 +1,182 @@
+"""The model directory and the scorer loaded from it.
+
+Layout (``docs/model.md``)::
+
+    <dir>/model.json               manifest: format, version, tasks, as_of, base rates,
+                                   downsample_rate, the files below
+    <dir>/config.json              the full TrainConfig
+    <dir>/weights.pt               FunnelNet state_dict (torch.save, loadable weights_only)
+    <dir>/encoder.json             id hashing (buckets, key), vocabularies, normalization stats
+    <dir>/training_set.json        the training set's description (TrainingSet.description)
+    <dir>/feature_importance.json  slot filled later by model.evaluation (absent until then)
+
+:func:`load_model` returns a :class:`FunnelModel` whose ``predict(frame)`` scores raw feature
+columns exactly as the simulator's stand-in production model does (the Scorer protocol).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.config import TrainConfig, config_from_dict
+from model.encoding import FeatureEncoder
+from model.errors import ModelDirError
+from model.network import FunnelNet
+
+__all__ = ["FunnelModel", "save_model", "load_model", "build_net", "MODEL_FILES",
+           "FEATURE_IMPORTANCE_FILE", "FORMAT"]
+
+FORMAT = "funnelguard-model/1"
+MODEL_FILES = ("model.json", "config.json", "weights.pt", "encoder.json", "training_set.json")
+FEATURE_IMPORTANCE_FILE = "feature_importance.json"
+
+
+def build_net(config: TrainConfig, encoder: FeatureEncoder,
+              base_rates: Mapping[str, float]) -> FunnelNet:
+    """The network for ``config`` sized by the fitted ``encoder``."""
+    return FunnelNet(config.model, encoder.id_buckets, encoder.vocab_sizes, encoder.dense_width,
+                     base_rates, sparse=config.optim.sparse_embeddings)
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+@dataclass
+class FunnelModel:
+    """A trained model ready to score raw feature frames.
+
+    Attributes:
+        net: the network, in eval mode.
+        encoder: the saved encoder (statistics and vocabularies from training).
+        config: the training config.
+        manifest: ``model.json``.
+        path: the directory it was loaded from (None when built in memory).
+    """
+
+    net: FunnelNet
+    encoder: FeatureEncoder
+    config: TrainConfig
+    manifest: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.net.tasks
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", ""))
+
+    @property
+    def downsample_rate(self) -> float:
+        """The negative keep-rate a consumer must still correct for: always 1.0.
+
+        :meth:`predict` already returns population-scale probabilities; the training set's
+        own rate is ``manifest["downsample_rate"]``.
+        """
+        return 1.0
+
+    def predict(self, frame, batch_size: int = 65536) -> dict[str, np.ndarray]:
+        """Per-task probabilities (float64 arrays, one per row) from raw feature columns.
+
+        When the training set kept only a share ``w`` of its all-negative rows, scores are
+        corrected back to the population: ``q = p * w / (1 - (1 - w) * p_click)`` (all-negative
+        rows are exactly the rows without a click, since outcomes nest). Rows with a non-finite
+        feature score NaN: the model does not invent a value.
+
+        Raises:
+            FeatureFrameError: a feature column is missing or ill-typed.
+        """
+        encoded = self.encoder.encode(frame)
+        w = float(self.manifest.get("downsample_rate") or 1.0)
+        out: dict[str, list[np.ndarray]] = {t: [] for t in self.tasks}
+        self.net.eval()
+        with torch.no_grad():
+            for start in range(0, len(frame), batch_size):
+                rows = torch.arange(start, min(start + batch_size, len(frame)))
+                logits = self.net(encoded.index(rows))
+                for t in self.tasks:
+                    out[t].append(torch.sigmoid(logits[t].double()).numpy())
+        scores = {t: (np.concatenate(v) if v else np.zeros(0)) for t, v in out.items()}
+        if w < 1.0:
+            p_any = scores.get("click", None)
+            scores = {t: p * w / (1.0 - (1.0 - w) * (p if p_any is None else p_any))
+                      for t, p in scores.items()}
+        return scores
+
+    def feature_importance(self) -> dict[str, Any] | None:
+        """The evaluation's feature importance, once written into the directory."""
+        if self.path is None or not (self.path / FEATURE_IMPORTANCE_FILE).exists():
+            return None
+        return json.loads((self.path / FEATURE_IMPORTANCE_FILE).read_text())
+
+
+def save_model(out: str | Path, net: FunnelNet, encoder: FeatureEncoder, config: TrainConfig, *,
+               base_rates: Mapping[str, float], description: Mapping[str, Any] | None = None,
+               downsample_rate: float | None = None, as_of: str | None = None,
+               version: str | None = None, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a complete model directory (files replaced atomically one by one)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "weights.pt.tmp"
+    torch.save(net.state_dict(), tmp)
+    tmp.replace(out / "weights.pt")
+    _write_json(out / "config.json", config.to_dict())
+    _write_json(out / "encoder.json", encoder.to_json())
+    _write_json(out / "training_set.json", dict(description or {}))
+    manifest = {
+        "format": FORMAT,
+        "version": version or f"funnel-{as_of or 'unknown'}",
+        "as_of": as_of,
+        "tasks": list(net.tasks),
+        "base_rates": {k: float(v) for k, v in base_rates.items()},
+        "downsample_rate": float(downsample_rate) if downsample_rate else 1.0,
+        "files": list(MODEL_FILES),
+        "feature_importance": FEATURE_IMPORTANCE_FILE,
+        **dict(extra or {}),
+    }
+    _write_json(out / "model.json", manifest)
+    return out
+
+
+def load_model(path: str | Path) -> FunnelModel:
+    """Load a model directory written by :func:`save_model` (``funnelguard train --out``).
+
+    Raises:
+        ModelDirError: the directory or one of its files is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelDirError(f"expected a model directory, found nothing at {path}")
+    missing = [f for f in MODEL_FILES if not (path / f).is_file()]
+    if missing:
+        raise ModelDirError(f"model directory {path}: expected files {list(MODEL_FILES)}, "
+                            f"missing {missing}")
+    try:
+        manifest = json.loads((path / "model.json").read_text())
+        config = config_from_dict(json.loads((path / "config.json").read_text()),
+                                  where=str(path / "config.json"))
+        encoder = FeatureEncoder.from_json(json.loads((path / "encoder.json").read_text()))
+        state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
+        raise ModelDirError(f"model directory {path}: unreadable ({type(exc).__name__}: {exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise ModelDirError(f"{path / 'model.json'}: expected format {FORMAT!r}, "
+                            f"found {manifest.get('format')!r}")
+    net = build_net(config, encoder, manifest.get("base_rates", {}))
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelDirError(f"{path / 'weights.pt'}: weights do not match config.json: {exc}") from exc
+    net.eval()
+    return FunnelModel(net, encoder, config, manifest, path)

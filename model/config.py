@@ -1,0 +1,301 @@
+"""What a training run *is*: the model, optimizer, precision and guard settings, as data.
+
+A config file (YAML or JSON, ``--config PATH``) overrides the defaults section by section::
+
+    model:    {architecture: shared_bottom, embedding_dim: 16, trunk: [256, 128], esmm: false}
+    loss:     {weighting: fixed, task_weights: {click: 1.0}, pos_weight: {}, focal_gamma: 0.0}
+    optim:    {lr: 0.002, sparse_lr: 0.01, batch_size: 1024, epochs: 2, precision: fp32}
+    guard:    {loss_spike_z: 12.0, grad_explosion_factor: 25.0, probe_every: 50}
+    run:      {seed: 0, checkpoint_every: 200, snapshot_every: 8}
+
+Unknown keys are refused with the file and the key, so a misspelled threshold never silently
+falls back to its default. Every default here was chosen so the guard never fires on clean
+simulated runs (tests/model/test_guard_runs.py runs several seeds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from funnelguard.warehouse import TASKS
+from model.errors import ConfigError
+
+__all__ = [
+    "ModelConfig",
+    "LossConfig",
+    "OptimConfig",
+    "GuardConfig",
+    "RunConfig",
+    "TrainConfig",
+    "load_config",
+    "config_from_dict",
+    "PRECISIONS",
+]
+
+PRECISIONS = ("fp32", "bf16", "fp16", "fp16-static")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network.
+
+    Attributes:
+        architecture: ``shared_bottom`` or ``mmoe``.
+        tasks: the heads, in funnel order (ESMM chains them in this order).
+        id_buckets: hashed buckets per high-cardinality id column.
+        embedding_dim: width of every embedding (ids and categoricals).
+        dense_dim: width of the dense-feature projection.
+        trunk: hidden widths of the shared bottom (or of each MMoE expert).
+        num_experts: MMoE experts.
+        head_hidden: hidden width of each task head (0: a linear head).
+        esmm: chain probabilities p(task) = p(previous task) * p(task | previous task).
+        dropout: dropout after each trunk layer.
+    """
+
+    architecture: str = "shared_bottom"
+    tasks: tuple[str, ...] = TASKS
+    id_buckets: Mapping[str, int] = field(
+        default_factory=lambda: {"user_id": 20000, "item_id": 2000, "merchant_id": 500})
+    embedding_dim: int = 16
+    dense_dim: int = 32
+    trunk: tuple[int, ...] = (256, 128)
+    num_experts: int = 4
+    head_hidden: int = 32
+    esmm: bool = False
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Per-task losses, all from logits in fp32.
+
+    Attributes:
+        weighting: ``fixed`` (``task_weights``) or ``uncertainty`` (learned, Kendall et al.).
+        task_weights: fixed weight per task (missing tasks weigh 1).
+        pos_weight: BCE positive-class weight per task (missing: 1).
+        focal_gamma: focal-loss exponent (0: plain BCE).
+    """
+
+    weighting: str = "fixed"
+    task_weights: Mapping[str, float] = field(default_factory=dict)
+    pos_weight: Mapping[str, float] = field(default_factory=dict)
+    focal_gamma: float = 0.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizers, schedule and precision.
+
+    Attributes:
+        lr: AdamW learning rate of the dense parameters.
+        sparse_lr: SparseAdam learning rate of the embedding tables.
+        weight_decay: AdamW weight decay.
+        head_lr_scale: per-task multiplier of its head's learning rate.
+        batch_size, epochs: the schedule (``max_steps`` caps it when > 0).
+        clip_norm: global gradient-norm clipping (the guard sees the norm before clipping).
+        precision: ``fp32``; ``bf16`` autocast; ``fp16`` autocast with a dynamic GradScaler
+            (the documented recipe); ``fp16-static`` autocast with a fixed loss scale and no
+            scaler (refused by nothing, caught by the guard).
+        static_loss_scale: the fixed scale of ``fp16-static``.
+        sparse_embeddings: sparse gradients + SparseAdam (False: dense grads, AdamW over all).
+    """
+
+    lr: float = 2e-3
+    sparse_lr: float = 1e-2
+    weight_decay: float = 1e-5
+    head_lr_scale: Mapping[str, float] = field(default_factory=dict)
+    batch_size: int = 1024
+    epochs: int = 2
+    max_steps: int = 0
+    clip_norm: float = 10.0
+    precision: str = "fp32"
+    static_loss_scale: float = 2.0 ** 16
+    sparse_embeddings: bool = True
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Thresholds of the training guard (model/guard.py). Defaults never fire on clean runs.
+
+    Attributes:
+        enabled: False runs the same loop unguarded (benchmarks only).
+        max_task_loss: a task's batch loss above this is divergence whatever its history.
+        loss_window, loss_warmup: the robust running window of each task's loss, and the
+            steps before spike detection starts.
+        loss_spike_z: robust z-score (median / 1.4826 MAD) above which a loss is a spike.
+        loss_spike_ratio: ... and the loss must also exceed this multiple of the median.
+        grad_window, grad_warmup: the same for the global gradient norm.
+        grad_explosion_factor: norm above factor x running median is an explosion.
+        max_grad_norm: an absolute ceiling for the global gradient norm.
+        probe_every: steps between per-task gradient probes on the last shared layer.
+        domination_share: a task holding this share of the squared per-task norms dominates.
+        conflict_cosine: pairwise cosine below this is a conflict.
+        probe_patience: consecutive probes a domination / conflict must persist to stop.
+        scaler_min_scale: an fp16 GradScaler scale below this has collapsed.
+        scaler_skip_window, scaler_max_skips: skipped-step rate limit over a window.
+        activation_hooks: forward hooks naming the first module with a non-finite output.
+    """
+
+    enabled: bool = True
+    max_task_loss: float = 50.0
+    loss_window: int = 50
+    loss_warmup: int = 20
+    loss_spike_z: float = 12.0
+    loss_spike_ratio: float = 3.0
+    grad_window: int = 50
+    grad_warmup: int = 20
+    grad_explosion_factor: float = 25.0
+    max_grad_norm: float = 1e4
+    probe_every: int = 50
+    domination_share: float = 0.995
+    conflict_cosine: float = -0.95
+    probe_patience: int = 3
+    scaler_min_scale: float = 1.0
+    scaler_skip_window: int = 20
+    scaler_max_skips: int = 10
+    activation_hooks: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Reproducibility, checkpoints and logging.
+
+    Attributes:
+        seed: seeds the weights, the batch order and every random draw.
+        checkpoint_every: steps between checkpoints (0: only at the end).
+        snapshot_every: steps between in-memory replay states (the triage replays from one).
+        replay_steps: at most this many steps before the failure the triage replays from.
+        tensorboard: write TensorBoard event files under ``<out>/tensorboard``.
+        progress: show a tqdm progress bar.
+        triage: replay and classify on an anomaly.
+    """
+
+    seed: int = 0
+    checkpoint_every: int = 200
+    snapshot_every: int = 8
+    replay_steps: int = 8
+    tensorboard: bool = True
+    progress: bool = True
+    triage: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The whole training configuration (saved as ``config.json`` in the model dir)."""
+
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    guard: GuardConfig = GuardConfig()
+    run: RunConfig = RunConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=list))
+
+    def replace(self, **sections: Mapping[str, Any]) -> TrainConfig:
+        """A copy with some fields of some sections changed: ``cfg.replace(optim={"lr": 1})``."""
+        merged = self.to_dict()
+        for name, changes in sections.items():
+            merged.setdefault(name, {}).update(changes)
+        return config_from_dict(merged)
+
+
+_SECTIONS = {"model": ModelConfig, "loss": LossConfig, "optim": OptimConfig,
+             "guard": GuardConfig, "run": RunConfig}
+
+
+def _coerce(cls: type, name: str, raw: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected section {name!r} to be a mapping, found "
+                          f"{type(raw).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown} in section {name!r}; expected "
+                          f"some of {sorted(known)}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        default = getattr(cls(), key)
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{where}: {name}.{key} expected true/false, found {value!r}")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"{where}: {name}.{key} expected a number, found {value!r}")
+            value = type(default)(value) if isinstance(default, float) else value
+        elif isinstance(default, Mapping) and not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: {name}.{key} expected a mapping, found {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def _validate(cfg: TrainConfig, where: str) -> None:
+    m, o = cfg.model, cfg.optim
+    problems = []
+    if m.architecture not in ("shared_bottom", "mmoe"):
+        problems.append(f"model.architecture expected shared_bottom or mmoe, found {m.architecture!r}")
+    if o.precision not in PRECISIONS:
+        problems.append(f"optim.precision expected one of {PRECISIONS}, found {o.precision!r}")
+    if cfg.loss.weighting not in ("fixed", "uncertainty"):
+        problems.append(f"loss.weighting expected fixed or uncertainty, found {cfg.loss.weighting!r}")
+    unknown_tasks = [t for t in m.tasks if t not in TASKS]
+    if unknown_tasks or not m.tasks:
+        problems.append(f"model.tasks expected a non-empty subset of {TASKS}, found {list(m.tasks)}")
+    for section, mapping in (("loss.task_weights", cfg.loss.task_weights),
+                             ("loss.pos_weight", cfg.loss.pos_weight),
+                             ("optim.head_lr_scale", o.head_lr_scale)):
+        bad = [k for k in mapping if k not in m.tasks]
+        if bad:
+            problems.append(f"{section} names unknown task(s) {bad}; tasks are {list(m.tasks)}")
+    if o.batch_size < 1 or o.epochs < 1:
+        problems.append(f"optim.batch_size and optim.epochs must be >= 1, found "
+                        f"{o.batch_size} and {o.epochs}")
+    if cfg.run.snapshot_every < 1 or cfg.guard.probe_every < 1:
+        problems.append("run.snapshot_every and guard.probe_every must be >= 1")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+
+
+def config_from_dict(raw: Mapping[str, Any], where: str = "config") -> TrainConfig:
+    """A validated :class:`TrainConfig` from nested mappings (missing sections: defaults)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of sections {sorted(_SECTIONS)}, "
+                          f"found {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; expected some of "
+                          f"{sorted(_SECTIONS)}")
+    sections = {name: _coerce(cls, name, raw.get(name, {}), where) for name, cls in _SECTIONS.items()}
+    cfg = TrainConfig(**sections)
+    _validate(cfg, where)
+    return cfg
+
+
+def load_config(path: str | Path | None) -> TrainConfig:
+    """Read a YAML or JSON config file (None: the defaults).
+
+    Raises:
+        ConfigError: the file is missing, unparsable, or has unknown or ill-typed keys.
+    """
+    if path is None:
+        return TrainConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--config: expected a YAML or JSON file, found nothing at {p}")
+    text = p.read_text()
+    try:
+        if p.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+    except (ValueError, Exception) as exc:  # yaml.YAMLError and json errors carry the line
+        raise ConfigError(f"{p}: cannot parse config: {exc}") from exc
+    return config_from_dict(raw, where=str(p))
