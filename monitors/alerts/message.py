@@ -160,8 +160,8 @@ def _links(alert: QueuedAlert, checks: Sequence[str], settings: AlertSettings) -
         links.append(f"Report: `{report}`")
     af = p.get("airflow") or {}
     if {"dag_id", "run_id", "task_id"} <= af.keys():
-        if settings.airflow_url:
-            url = (f"{settings.airflow_url}/dags/{quote(af['dag_id'], safe='')}/runs/"
+        if settings.airflow_ui:
+            url = (f"{settings.airflow_ui}/dags/{quote(af['dag_id'], safe='')}/runs/"
                    f"{quote(af['run_id'], safe='')}/tasks/{quote(af['task_id'], safe='')}")
             links.append(f"<{url}|Airflow log>")
         else:

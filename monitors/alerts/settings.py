@@ -59,6 +59,11 @@ class AlertSettings:
     max_rate_limit_wait: float = 5.0
     max_findings_shown: int = 10
 
+    @property
+    def airflow_ui(self) -> str | None:
+        """The Airflow UI: ``airflow_url``, else ``base_url + "/airflow"``, else ``None``."""
+        return self.airflow_url or (f"{self.base_url}/airflow" if self.base_url else None)
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> AlertSettings:
         """Settings from ``FUNNELGUARD_*`` variables (see the module docstring)."""
@@ -77,7 +82,7 @@ class AlertSettings:
             window=parse_duration(window, where="FUNNELGUARD_ALERT_WINDOW") if window
             else DEFAULT_WINDOW,
             base_url=base,
-            airflow_url=airflow or (f"{base}/airflow" if base else None),
+            airflow_url=airflow,
             default_owner=env.get("FUNNELGUARD_ALERT_OWNER") or DEFAULT_OWNER,
             timeout=timeout_s,
         )
