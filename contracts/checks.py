@@ -57,9 +57,9 @@ def default_mask(series: pd.Series, default: Any) -> pd.Series:
 
 
 def finite_mask(series: pd.Series) -> pd.Series:
-    """Rows that are finite or null (non-finite = ±inf, or NaN stored as a value)."""
-    values = _as_float(series)
-    return pd.Series(np.isfinite(values.to_numpy()), index=series.index) | series.isna()
+    """Rows that are not ±inf. NaN is null in pandas (and SQLite stores it as NULL), so it
+    belongs to ``not_null``; a value that is not a number at all belongs to ``dtype``."""
+    return pd.Series(~np.isinf(_as_float(series).to_numpy()), index=series.index)
 
 
 def _register(name: str, statistics: list[str]):

@@ -116,7 +116,7 @@ def _message(f: FieldContract, check: str, count: int, rows: int, policy: CheckP
         "dtype": f"are not of type {f.logical_type}",
         "not_null": "are null",
         "unique": "repeat a key that must be unique",
-        "finite": "are not finite (±inf or NaN)",
+        "finite": "are not finite (±inf)",
         "range": f"are outside [{f.minimum}, {f.maximum}] (the default {f.default!r} excepted)",
         "allowed_values": f"are not one of {list(f.allowed_values or ())} "
                           f"(the default {f.default!r} excepted)",
