@@ -1,0 +1,144 @@
+"""The limits evaluation and replay findings are held to, as data (``--thresholds PATH``).
+
+A thresholds file (YAML or JSON) overrides the defaults key by key::
+
+    evaluation:
+      auc_floor: {click: 0.62, approval: 0.70}
+      calibration_band: [0.8, 1.25]
+      champion_auc_tolerance: {click: 0.005}
+      champion_ne_tolerance: {click: 0.01}
+      oracle_gap: 0.01
+      min_positives: 30
+    replay:
+      logged_tolerance: 1.0e-6
+      skew_relative_mad: 0.05
+      rank_k: 1
+      rank_moved_share: 0.05
+      contributor_share: 0.1
+
+Unknown keys and tasks are refused with the file and the key, so a misspelled threshold never
+silently falls back to its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from funnelguard.warehouse import TASKS
+from model.evaluation.errors import ThresholdsError
+
+__all__ = ["EvaluationThresholds", "ReplayThresholds", "load_thresholds"]
+
+
+def _per_task(value: float) -> dict[str, float]:
+    return {t: value for t in TASKS}
+
+
+@dataclass(frozen=True)
+class EvaluationThresholds:
+    """Floors and tolerances of ``funnelguard evaluate``.
+
+    Attributes:
+        auc_floor: task -> lowest acceptable AUC (error overall, warning per segment).
+        calibration_band: ``(low, high)`` for ``sum(p) / sum(y)``; a slice fails when its value
+            and its whole confidence interval lie outside the band.
+        champion_auc_tolerance: task -> largest acceptable AUC drop against the champion.
+        champion_ne_tolerance: task -> largest acceptable normalized-entropy rise.
+        oracle_gap: AUC gap to the simulator's oracle above which a warning is raised.
+        min_positives: slices with fewer positives report metrics but get no floor verdict.
+    """
+
+    auc_floor: Mapping[str, float] = field(default_factory=lambda: {
+        "click": 0.60, "application": 0.65, "conversion": 0.65, "approval": 0.65})
+    calibration_band: tuple[float, float] = (0.8, 1.25)
+    champion_auc_tolerance: Mapping[str, float] = field(default_factory=lambda: {
+        "click": 0.005, "application": 0.01, "conversion": 0.02, "approval": 0.02})
+    champion_ne_tolerance: Mapping[str, float] = field(default_factory=lambda: _per_task(0.02))
+    oracle_gap: float = 0.01
+    min_positives: int = 30
+
+
+@dataclass(frozen=True)
+class ReplayThresholds:
+    """Limits of the serving-score replay.
+
+    Attributes:
+        logged_tolerance: largest ``|replayed - logged|`` score when the serving model replays
+            its own logged features (same data, same model: the same score).
+        skew_relative_mad: largest mean ``|online - offline|`` score over the mean offline score.
+        rank_k: a rank move of more than ``k`` positions within a request counts as moved.
+        rank_moved_share: largest share of impressions whose rank moves by more than ``k``.
+        contributor_share: a feature explaining at least this share of the difference is named.
+    """
+
+    logged_tolerance: float = 1e-6
+    skew_relative_mad: float = 0.05
+    rank_k: int = 1
+    rank_moved_share: float = 0.05
+    contributor_share: float = 0.1
+
+
+def _merge(cls: type, base: Any, doc: Any, where: str) -> Any:
+    if not isinstance(doc, Mapping):
+        raise ThresholdsError(f"{where}: expected a mapping, found {type(doc).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    changes: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key not in known:
+            raise ThresholdsError(f"{where}: unknown key {key!r}; expected one of {sorted(known)}")
+        current = getattr(base, key)
+        if isinstance(current, Mapping):
+            if not isinstance(value, Mapping) or not set(value) <= set(TASKS):
+                raise ThresholdsError(f"{where}.{key}: expected a mapping of tasks {TASKS} to "
+                                      f"numbers, found {value!r}")
+            changes[key] = {**current, **{t: float(v) for t, v in value.items()}}
+        elif isinstance(current, tuple):
+            if not isinstance(value, (list, tuple)) or len(value) != len(current):
+                raise ThresholdsError(f"{where}.{key}: expected {len(current)} numbers, "
+                                      f"found {value!r}")
+            changes[key] = tuple(float(v) for v in value)
+        else:
+            try:
+                changes[key] = type(current)(value)
+            except (TypeError, ValueError) as exc:
+                raise ThresholdsError(f"{where}.{key}: expected a number, found {value!r}") from exc
+    return dataclasses.replace(base, **changes)
+
+
+def load_thresholds(path: str | Path | None) -> tuple[EvaluationThresholds, ReplayThresholds]:
+    """The defaults, overridden by the file at ``path`` (YAML or JSON) when given.
+
+    Raises:
+        ThresholdsError: the file is missing, unparseable, or has an unknown key.
+    """
+    evaluation, replay = EvaluationThresholds(), ReplayThresholds()
+    if path is None:
+        return evaluation, replay
+    path = Path(path)
+    if not path.is_file():
+        raise ThresholdsError(f"--thresholds: expected a YAML or JSON file, found nothing at {path}")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            doc = json.loads(text)
+        else:
+            import yaml
+
+            doc = yaml.safe_load(text)
+    except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
+        raise ThresholdsError(f"{path}: cannot parse thresholds: {exc}") from exc
+    doc = doc or {}
+    if not isinstance(doc, Mapping) or not set(doc) <= {"evaluation", "replay"}:
+        raise ThresholdsError(f"{path}: expected top-level keys 'evaluation' and/or 'replay', "
+                              f"found {sorted(doc) if isinstance(doc, Mapping) else doc!r}")
+    if "evaluation" in doc:
+        evaluation = _merge(EvaluationThresholds, evaluation, doc["evaluation"],
+                            f"{path}: evaluation")
+    if "replay" in doc:
+        replay = _merge(ReplayThresholds, replay, doc["replay"], f"{path}: replay")
+    return evaluation, replay

@@ -1,0 +1,123 @@
+"""Findings of ``funnelguard evaluate``: floors, calibration, oracle gap, champion regression.
+
+Check names (docs/evaluation.md): ``eval_degenerate`` (a metric is undefined: no positives,
+constant scores), ``eval_sample_size`` (too few positives for a verdict), ``eval_auc_floor``,
+``eval_calibration``, ``eval_oracle_gap`` and ``eval_champion_auc`` / ``eval_champion_ne``.
+Verdicts on the whole holdout are error-severity; per-segment verdicts are warnings (segments are
+small and many, and a warning never fails the run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from funnelguard.findings import Finding
+from model.evaluation.bootstrap import Estimate
+from model.evaluation.evaluate import SliceEvaluation
+from model.evaluation.thresholds import EvaluationThresholds
+
+__all__ = ["evaluation_findings"]
+
+
+def _where(s: SliceEvaluation) -> str:
+    return f"{s.task}" + (f" on {s.segment}" if s.segment else " on the holdout")
+
+
+def _degenerate(s: SliceEvaluation, severity: str) -> Finding | None:
+    if s.rows == 0:
+        reason = "no labelled rows"
+    elif s.positives == 0:
+        reason = (f"0 positives in {s.rows} labelled rows: AUC, PR-AUC, normalized entropy and "
+                  f"calibration ratio are undefined")
+    elif s.positives == s.rows:
+        reason = f"all {s.rows} labelled rows are positive: AUC and PR-AUC are undefined"
+    elif s.constant_scores:
+        reason = (f"all {s.rows} scores are the same: the model does not rank, AUC and PR-AUC "
+                  f"are undefined")
+    else:
+        return None
+    return Finding("eval_degenerate", passed=False, severity=severity, task=s.task,
+                   segment=s.segment, environment="offline", count=s.rows, value=s.positives,
+                   message=f"{_where(s)}: {reason}")
+
+
+def _ci(e: Estimate) -> str:
+    return "" if e.low is None else f" (95 % CI {e.low:.4f}–{e.high:.4f})"
+
+
+def _slice_findings(s: SliceEvaluation, t: EvaluationThresholds) -> Iterable[Finding]:
+    severity = "error" if s.segment is None else "warning"
+    common = dict(task=s.task, segment=s.segment, environment="offline", count=s.rows)
+    bad = _degenerate(s, severity)
+    if bad is not None:
+        yield bad
+        return
+    if s.positives < t.min_positives:
+        yield Finding("eval_sample_size", passed=True, severity="info", value=s.positives,
+                      threshold=t.min_positives, **common,
+                      message=f"{_where(s)}: {s.positives} positives (< {t.min_positives}); "
+                              f"metrics reported without a verdict")
+        return
+    auc = s.model["auc"]
+    floor = t.auc_floor.get(s.task)
+    oracle_note = ""
+    if s.oracle is not None and s.oracle["auc"].value is not None:
+        oracle_note = f"; oracle AUC {s.oracle['auc'].value:.4f}"
+    if floor is not None:
+        yield Finding("eval_auc_floor", passed=auc.value >= floor, severity=severity,
+                      value=auc.value, threshold=floor, **common,
+                      message=f"{_where(s)}: AUC {auc.value:.4f}{_ci(auc)} against floor "
+                              f"{floor:.3f}{oracle_note}; {s.positives} positives")
+    ratio = s.model["calibration_ratio"]
+    low, high = t.calibration_band
+    outside = not (low <= ratio.value <= high)
+    interval_outside = ratio.low is None or ratio.high < low or ratio.low > high
+    yield Finding("eval_calibration", passed=not (outside and interval_outside),
+                  severity=severity, value=ratio.value, threshold=[low, high], **common,
+                  message=f"{_where(s)}: calibration ratio Σp/Σy {ratio.value:.3f}{_ci(ratio)} "
+                          f"against [{low}, {high}]; ECE {s.model['ece'].value:.5f}")
+
+
+def _overall_findings(s: SliceEvaluation, t: EvaluationThresholds) -> Iterable[Finding]:
+    common = dict(task=s.task, environment="offline", count=s.rows)
+    auc = s.model["auc"]
+    if auc.value is None:
+        return
+    if s.oracle_gap is not None and s.oracle_gap["auc"].value is not None:
+        gap_est = s.oracle_gap["auc"]
+        gap = gap_est.value
+        yield Finding("eval_oracle_gap", passed=gap <= t.oracle_gap, severity="warning",
+                      value=gap, threshold=t.oracle_gap, **common,
+                      message=f"{s.task}: model AUC {auc.value:.4f}{_ci(auc)}, oracle AUC "
+                              f"{s.oracle['auc'].value:.4f}{_ci(s.oracle['auc'])}: gap "
+                              f"{gap:+.4f}{_ci(gap_est)} (tolerated {t.oracle_gap})")
+    if s.delta is None:
+        return
+    d_auc, d_ne = s.delta["auc"], s.delta["normalized_entropy"]
+    tol_auc = t.champion_auc_tolerance.get(s.task, 0.0)
+    if d_auc.value is not None:
+        yield Finding("eval_champion_auc", passed=d_auc.value >= -tol_auc, severity="error",
+                      value=d_auc.value, threshold=-tol_auc, **common,
+                      message=f"{s.task}: AUC {auc.value:.4f} against champion "
+                              f"{s.champion['auc'].value:.4f}: change {d_auc.value:+.4f}"
+                              f"{_ci(d_auc)}, tolerated drop {tol_auc}")
+    tol_ne = t.champion_ne_tolerance.get(s.task, 0.0)
+    if d_ne.value is not None:
+        yield Finding("eval_champion_ne", passed=d_ne.value <= tol_ne, severity="error",
+                      value=d_ne.value, threshold=tol_ne, **common,
+                      message=f"{s.task}: normalized entropy {s.model['normalized_entropy'].value:.4f}"
+                              f" against champion {s.champion['normalized_entropy'].value:.4f}: "
+                              f"change {d_ne.value:+.4f}{_ci(d_ne)}, tolerated rise {tol_ne}")
+
+
+def evaluation_findings(slices: Iterable[SliceEvaluation], thresholds: EvaluationThresholds
+                        ) -> tuple[Finding, ...]:
+    """Every finding of an evaluation, passing ones included."""
+    out: list[Finding] = []
+    for s in slices:
+        if s.segment is not None and s.rows == 0:
+            continue
+        out.extend(_slice_findings(s, thresholds))
+        if s.segment is None:
+            out.extend(_overall_findings(s, thresholds))
+    return tuple(out)
