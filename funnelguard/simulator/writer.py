@@ -1,0 +1,120 @@
+"""Bulk writes of in-memory tables into the warehouse, SQLite or PostgreSQL.
+
+In memory, ``ds`` is a day number (days since 1970-01-01) and timestamps are microseconds since
+the epoch with ``-1`` for NULL; this module turns them into what each dialect stores (naive UTC
+text on SQLite, ``date``/``timestamptz`` on PostgreSQL) and inserts in chunks: ``executemany``
+on SQLite, ``COPY`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import numpy as np
+import sqlalchemy as sa
+
+from funnelguard.warehouse import UTCDateTime
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["write_table", "CHUNK_ROWS"]
+
+CHUNK_ROWS = 50_000
+
+
+def _dates(days: np.ndarray, dialect: str) -> list:
+    as_days = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
+    if dialect == "sqlite":
+        return np.datetime_as_string(as_days).tolist()
+    return as_days.astype(object).tolist()
+
+
+def _timestamps(micros: np.ndarray, dialect: str) -> list:
+    micros = np.asarray(micros, dtype=np.int64)
+    null = micros < 0
+    stamps = np.where(null, 0, micros).astype("datetime64[us]")
+    if dialect == "sqlite":
+        text = np.char.replace(np.datetime_as_string(stamps, unit="us"), "T", " ")
+        out = text.astype(object)
+    else:
+        out = np.array([d.replace(tzinfo=dt.UTC) for d in stamps.astype(object)], dtype=object)
+    out[null] = None
+    return out.tolist()
+
+
+def _integers(values: np.ndarray) -> list:
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64).tolist()
+    floats = values.astype(np.float64)
+    null = np.isnan(floats)
+    out = np.where(null, 0, floats).astype(np.int64).astype(object)
+    out[null] = None
+    return out.tolist()
+
+
+def _floats(values: np.ndarray) -> list:
+    floats = np.asarray(values, dtype=np.float64)
+    out = floats.astype(object)
+    out[np.isnan(floats)] = None
+    return out.tolist()
+
+
+def _texts(values: np.ndarray) -> list:
+    import pandas as pd
+
+    out = np.asarray(values, dtype=object).copy()
+    out[pd.isnull(out)] = None
+    return out.tolist()
+
+
+def _column_values(column: sa.Column, values: np.ndarray, dialect: str) -> list:
+    kind = column.type
+    if isinstance(kind, sa.Date):
+        return _dates(values, dialect)
+    if isinstance(kind, UTCDateTime):
+        return _timestamps(values, dialect)
+    if isinstance(kind, sa.Integer):
+        return _integers(values)
+    if isinstance(kind, sa.Float):
+        return _floats(values)
+    return _texts(values)
+
+
+def write_table(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, *, bar=None) -> int:
+    """Insert every row of ``frame`` into ``table`` (columns by name, in the table's order).
+
+    Args:
+        conn: an open connection inside a transaction.
+        table: the target table of :data:`funnelguard.warehouse.metadata`.
+        frame: the in-memory table (day numbers, microseconds, ``-1`` for NULL timestamps).
+        bar: an optional tqdm bar advanced by the rows written.
+
+    Returns:
+        The number of rows written.
+    """
+    columns = [c for c in table.columns if c.name in frame.columns]
+    dialect = conn.dialect.name
+    for start in range(0, len(frame), CHUNK_ROWS):
+        chunk = frame.iloc[start:start + CHUNK_ROWS]
+        data = [_column_values(c, chunk[c.name].to_numpy(), dialect) for c in columns]
+        rows = list(zip(*data, strict=True))
+        if dialect == "postgresql":
+            _copy_rows(conn, table.name, [c.name for c in columns], rows)
+        else:
+            names = ", ".join(f'"{c.name}"' for c in columns)
+            marks = ", ".join("?" for _ in columns)
+            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
+        if bar is not None:
+            bar.update(len(rows))
+    return len(frame)
+
+
+def _copy_rows(conn: sa.Connection, table: str, names: list[str], rows: list[tuple]) -> None:
+    cursor = conn.connection.driver_connection.cursor()
+    cols = ", ".join(f'"{n}"' for n in names)
+    with cursor.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
