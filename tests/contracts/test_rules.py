@@ -102,6 +102,7 @@ def test_unique_counts_every_repeated_row(contract):
 
 def test_integer_fields_must_be_whole_numbers(contract):
     frame = clean_frame()
+    frame["num_open_accounts"] = frame["num_open_accounts"].astype(float)
     frame.loc[:1, "num_open_accounts"] = 2.5
     assert failures(validate_frame(contract, "offline", frame)) == {("num_open_accounts", "dtype"): 2}
 
