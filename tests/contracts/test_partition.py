@@ -13,19 +13,7 @@ from contracts import load_contract, validate_partition
 from contracts.errors import MissingDataError
 from funnelguard.errors import InputError
 from funnelguard.warehouse import connect
-
-START = dt.date(2026, 10, 1)
-DAYS = 4
-D1, D2, D3, D4 = (START + dt.timedelta(days=i) for i in range(DAYS))
-
-FAULTS = (
-    f"duplicate_keys:share=0.02,env=offline,day={D1}",
-    f"null_burst:feature=credit_utilization,share=0.2,day={D2}",
-    f"nan_burst:feature=item_apr,share=0.05,day={D3}",
-    f"outlier_burst:feature=credit_score,share=0.1,env=online,day={D4}",
-    f"unit_mismatch:feature=merchant_approval_rate_90d,share=0.3,day={D4}",
-    f"category_remap:feature=device_type,rename=ios/tablet,day={D4}",
-)
+from tests.contracts.conftest import D1, D2, D3, D4, START
 
 # (environment, day) -> {(feature, check): SQL counting the rows that should fail}
 EXPECTED = {
@@ -49,9 +37,8 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def faulted(warehouse):
-    url = warehouse(*FAULTS, days=DAYS, per_day=2000)
-    engine = connect(url)
+def faulted(faulted_url):
+    engine = connect(faulted_url)
     yield engine
     engine.dispose()
 
