@@ -122,7 +122,9 @@ class PairedBootstrap:
         done = 0
         while done < self.replicates:
             b = min(block, self.replicates - done)
-            counts = _POISSON_TABLE[rng.integers(0, 1 << 16, size=(n, b), dtype=np.uint16)]
+            # Drawn replicate-major so replicate r gets the same counts whatever the block size.
+            codes = rng.integers(0, 1 << 16, size=(b, n), dtype=np.uint16)
+            counts = _POISSON_TABLE[np.ascontiguousarray(codes.T)]
             counts *= w[:, None]
             for k, s in samples.items():
                 for m, v in s.metrics(counts, names).items():

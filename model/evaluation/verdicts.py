@@ -1,10 +1,18 @@
-"""Findings of ``funnelguard evaluate``: floors, calibration, oracle gap, champion regression.
+"""Findings of ``funnelguard evaluate`` and ``funnelguard replay``.
 
+Evaluation: floors, calibration, oracle gap, champion regression.
 Check names (docs/evaluation.md): ``eval_degenerate`` (a metric is undefined: no positives,
 constant scores), ``eval_sample_size`` (too few positives for a verdict), ``eval_auc_floor``,
 ``eval_calibration``, ``eval_oracle_gap`` and ``eval_champion_auc`` / ``eval_champion_ne``.
 Verdicts on the whole holdout are error-severity; per-segment verdicts are warnings (segments are
 small and many, and a warning never fails the run).
+
+Replay: ``score_replay_logged`` (error when the serving model does not reproduce its own logged
+scores; info for a candidate, which is not expected to), ``score_replay_skew`` (error: online vs
+offline scores differ beyond the tolerated relative mean absolute difference),
+``score_replay_rank_moves`` (warning) and ``score_replay_contributor`` (one per feature that
+explains at least ``contributor_share`` of a task's difference; warning when the skew check
+failed, so the alert names the feature).
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ from collections.abc import Iterable
 from funnelguard.findings import Finding
 from model.evaluation.bootstrap import Estimate
 from model.evaluation.evaluate import SliceEvaluation
-from model.evaluation.thresholds import EvaluationThresholds
+from model.evaluation.replay import ScoreReplay, TaskReplay
+from model.evaluation.thresholds import EvaluationThresholds, ReplayThresholds
 
-__all__ = ["evaluation_findings"]
+__all__ = ["evaluation_findings", "replay_findings"]
 
 
 def _where(s: SliceEvaluation) -> str:
@@ -120,4 +129,63 @@ def evaluation_findings(slices: Iterable[SliceEvaluation], thresholds: Evaluatio
         out.extend(_slice_findings(s, thresholds))
         if s.segment is None:
             out.extend(_overall_findings(s, thresholds))
+    return tuple(out)
+
+
+def _logged_finding(r: TaskReplay, replay: ScoreReplay) -> Finding | None:
+    if r.logged_max is None:
+        return None
+    common = dict(task=r.task, environment="online", count=r.logged_off)
+    if replay.serves:
+        ok = r.logged_off == 0
+        return Finding(
+            "score_replay_logged", passed=ok, severity="error", value=r.logged_max,
+            threshold=replay.logged_tolerance, examples=r.worst_logged or None, **common,
+            message=(f"{r.task}: {replay.model} reproduces its logged scores on all {r.rows} "
+                     f"impressions (largest difference {r.logged_max:.2e})" if ok else
+                     f"{r.task}: {replay.model} replayed on its own logged features differs from "
+                     f"the logged score on {r.logged_off} of {r.rows} impressions (mean "
+                     f"{r.logged_mad:.2e}, largest {r.logged_max:.2e} > {replay.logged_tolerance:g})"
+                     f": the serving path and the training path do not compute the same model"))
+    return Finding("score_replay_logged", passed=True, severity="info", value=r.logged_mad,
+                   **common,
+                   message=f"{r.task}: candidate {replay.model} on served features vs the logged "
+                           f"scores: mean |difference| {r.logged_mad:.5f} (a different model; "
+                           f"for reference)")
+
+
+def replay_findings(replay: ScoreReplay, t: ReplayThresholds) -> tuple[Finding, ...]:
+    """Every finding of a serving-score replay, passing ones included."""
+    out: list[Finding] = []
+    for r in replay.tasks:
+        logged = _logged_finding(r, replay)
+        if logged is not None:
+            out.append(logged)
+        common = dict(task=r.task, environment="online_vs_offline")
+        skew_ok = not (r.skew_relative > t.skew_relative_mad)
+        main = (f"; main contributor {r.contributions[0][0]} ({r.contributions[0][2]:.0%} of it)"
+                if r.contributions and r.contributions[0][1] > 0 else "")
+        out.append(Finding(
+            "score_replay_skew", passed=skew_ok, severity="error", value=r.skew_relative,
+            threshold=t.skew_relative_mad, count=r.rows, **common,
+            message=f"{r.task}: online vs offline scores differ by {r.skew_mad:.5f} on average, "
+                    f"{r.skew_relative:.1%} of the mean offline score (tolerated "
+                    f"{t.skew_relative_mad:.0%}){main}"))
+        out.append(Finding(
+            "score_replay_rank_moves", passed=r.rank_moved_share <= t.rank_moved_share,
+            severity="warning", value=r.rank_moved_share, threshold=t.rank_moved_share,
+            count=int(round(r.rank_moved_share * r.rows)), **common,
+            message=f"{r.task}: {r.rank_moved_share:.1%} of {r.rows} impressions move by more "
+                    f"than {replay.rank_k} position(s) within their request (tolerated "
+                    f"{t.rank_moved_share:.0%})"))
+        for rank, (feature, reduction, share, rows) in enumerate(r.contributions, start=1):
+            if share < t.contributor_share:
+                continue
+            out.append(Finding(
+                "score_replay_contributor", passed=skew_ok,
+                severity="info" if skew_ok else "warning", feature=feature, value=share,
+                threshold=t.contributor_share, count=rows, **common,
+                message=f"{r.task}: {feature} (#{rank}) differs on {rows} of {r.rows} impressions; "
+                        f"taking its offline value removes {reduction:.5f} of the {r.skew_mad:.5f} "
+                        f"mean score difference ({share:.0%})"))
     return tuple(out)
