@@ -29,7 +29,8 @@ __all__ = [
 
 _HOME = {
     "enqueue_for_run": "outbox",
-    "flush": "flush", "flush_store": "flush", "FlushReport": "flush", "Delivery": "flush",
+    "flush": "dispatch", "flush_store": "dispatch", "FlushReport": "dispatch",
+    "Delivery": "dispatch",
     "mute": "mutes", "unmute": "mutes", "list_alerts": "mutes",
     "AlertSettings": "settings",
     "OwnerDirectory": "owners",

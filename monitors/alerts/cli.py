@@ -67,7 +67,7 @@ def _open(args: argparse.Namespace):
 
 def _flush(args: argparse.Namespace) -> int:
     from funnelguard.cli import default_store_url
-    from monitors.alerts.flush import flush
+    from monitors.alerts.dispatch import flush
 
     report = flush(args.store or default_store_url(), args.slack_conn)
     if args.json_out:

@@ -1,4 +1,4 @@
-"""Delivering the outbox: claim each due row, re-check mutes, render, post, record the outcome.
+"""Dispatching the outbox to Slack: claim each due row, re-check mutes, render, post, record.
 
 A row is claimed with ``UPDATE ... SET status='sending' WHERE id=? AND status='pending'`` and
 sent only when that update changed exactly one row, so two flushes running at once (two
