@@ -75,8 +75,10 @@ def _numeric(frame: Mapping, name: str, impute: float) -> np.ndarray:
 
 
 def _category_effect(frame: Mapping, name: str, effects: Mapping[str, float]) -> np.ndarray:
-    values = np.asarray(frame[name], dtype=object)
-    return np.array([effects.get(v, 0.0) for v in values], dtype=np.float64)
+    import pandas as pd
+
+    values = pd.Series(np.asarray(frame[name], dtype=object))
+    return values.map(effects).fillna(0.0).to_numpy(dtype=np.float64)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

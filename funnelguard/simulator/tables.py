@@ -15,7 +15,7 @@ import pandas as pd
 
 from funnelguard.simulator.config import SimConfig, model_version_for
 from funnelguard.simulator.funnel import ProductionModel, draw_outcomes, stage_logits
-from funnelguard.simulator.world import ImpressionDraw, draw_impressions, feature_values
+from funnelguard.simulator.world import ImpressionDraw, draw_impressions, feature_values, key_text
 from funnelguard.warehouse import TASKS, feature_names
 
 __all__ = ["WorldTables", "build_clean_world", "ENVIRONMENT_TABLES"]
@@ -75,13 +75,13 @@ def build_clean_world(config: SimConfig) -> WorldTables:
     offline_values = feature_values(draw, config.seed, online=False)
     online_values = feature_values(draw, config.seed, online=True)
     keys = {
-        "impression_id": np.array([f"imp-{i:010d}" for i in range(n)], dtype=object),
+        "impression_id": key_text("imp-", np.arange(n), 10),
         "ds": draw.day,
     }
     row = {"_row": np.arange(n)}
     impressions = pd.DataFrame({
         **keys,
-        "request_id": np.array([f"req-{r:010d}" for r in draw.request], dtype=object),
+        "request_id": key_text("req-", draw.request, 10),
         "user_id": offline_values["user_id"], "item_id": offline_values["item_id"],
         "merchant_id": offline_values["merchant_id"], "event_ts": draw.event_us,
         "position": draw.position, "device_type": offline_values["device_type"], **row,

@@ -29,6 +29,7 @@ __all__ = [
     "draw_impressions",
     "feature_values",
     "CTR_NOISE_BOUND",
+    "key_text",
 ]
 
 # Monday..Sunday multipliers of --per-day (mean 1.0, within +-12 %).
@@ -189,6 +190,14 @@ def draw_impressions(rng: np.random.Generator, *, seed: int, start: dt.date, day
     return ImpressionDraw(merchant=merchant_of(seed, cols["item"]), start_day=first, **cols)
 
 
+def key_text(prefix: str, keys: np.ndarray, width: int = 0) -> np.ndarray:
+    """Entity keys as id strings (``u123``; zero-padded to ``width`` digits), an object array."""
+    digits = np.asarray(keys).astype(np.str_)
+    if width:
+        digits = np.char.zfill(digits, width)
+    return np.char.add(prefix, digits).astype(object)
+
+
 # ---- feature values on any day -------------------------------------------------------------------
 
 def _user_features(seed: int, user: np.ndarray, day: np.ndarray, start_day: int
@@ -285,9 +294,9 @@ def feature_values(draw: ImpressionDraw, seed: int, *, online: bool, lag_days: i
     else:
         rate = merchant_approval_rate(seed, merchant, day)
     values.update({
-        "user_id": np.array([f"u{k}" for k in user], dtype=object),
-        "item_id": np.array([f"i{k}" for k in item], dtype=object),
-        "merchant_id": np.array([f"m{k}" for k in merchant], dtype=object),
+        "user_id": key_text("u", user),
+        "item_id": key_text("i", item),
+        "merchant_id": key_text("m", merchant),
         "item_type": np.array(ITEM_TYPES, dtype=object)[item_type],
         "item_apr": apr,
         "merchant_approval_rate_90d": rate,

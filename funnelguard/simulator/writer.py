@@ -33,14 +33,15 @@ def _dates(days: np.ndarray, dialect: str) -> list:
 
 def _timestamps(micros: np.ndarray, dialect: str) -> list:
     micros = np.asarray(micros, dtype=np.int64)
-    null = micros < 0
-    stamps = np.where(null, 0, micros).astype("datetime64[us]")
+    present = np.flatnonzero(micros >= 0)
+    stamps = micros[present].astype("datetime64[us]")
+    out = np.full(len(micros), None, dtype=object)
+    if len(present) == 0:
+        return out.tolist()
     if dialect == "sqlite":
-        text = np.char.replace(np.datetime_as_string(stamps, unit="us"), "T", " ")
-        out = text.astype(object)
+        out[present] = np.char.replace(np.datetime_as_string(stamps, unit="us"), "T", " ")
     else:
-        out = np.array([d.replace(tzinfo=dt.UTC) for d in stamps.astype(object)], dtype=object)
-    out[null] = None
+        out[present] = [d.replace(tzinfo=dt.UTC) for d in stamps.astype(object)]
     return out.tolist()
 
 
