@@ -197,10 +197,11 @@ def render_message(alert: QueuedAlert, directory: OwnerDirectory,
     findings = alert.findings
     since, repeats = p.get("since") or {}, p.get("repeats") or {}
     fps = [doc.get("fingerprint") for doc in p.get("findings", ())]
-    lines = []
+    lines, pii_segments = [], False
     for f, fp in zip(findings, fps, strict=True):
         dataset = f.dataset or alert.dataset
         seg_col = f.segment.split("=", 1)[0] if f.segment else None
+        pii_segments |= directory.is_pii(dataset, seg_col)
         if alert.kind == "resolution":
             opened = since.get(fp)
             lines.append(f"*{f.feature or f.task or f.check}* {f.check.replace('_', ' ')} "
@@ -235,7 +236,8 @@ def render_message(alert: QueuedAlert, directory: OwnerDirectory,
     blocks.append(_section("\n".join(f"• {line}" for line in shown)))
     context = _links(alert, [f.check for f in findings], settings)
     context.append(f"alert #{alert.id} · `{p.get('command', '')}`")
-    if len(fps) == 1 and fps[0] and alert.kind != "resolution":
+    if len(fps) == 1 and fps[0] and alert.kind != "resolution" and not pii_segments:
+        # a fingerprint holds the segment value: never one of a personal-data column
         context.append(f"mute: `funnelguard alerts mute '{fps[0]}' --for 24h --reason ...`")
     blocks.append({"type": "context", "elements": [
         {"type": "mrkdwn", "text": item[:_SECTION_LIMIT]} for item in context[:10]]})
