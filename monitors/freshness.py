@@ -1,0 +1,227 @@
+"""Freshness and volume: did the partition arrive, is its size normal, does it cover its day,
+and since when has a problem been failing.
+
+Pure functions over numbers the edge reads with cheap aggregate queries
+(:func:`read_partition_facts`): :func:`arrival_finding` (rows present), :func:`volume_check`
+(row count against the trailing history, robust to the weekly pattern: median and MAD of the
+previous partitions), :func:`latest_event_finding` (the latest ``event_ts`` is close to the end
+of the day and no row lies outside its day), and :func:`with_since`, which adds "since
+YYYY-MM-DD" to failing findings from the results store's streaks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from funnelguard.findings import Finding
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from monitors.store import Store
+
+__all__ = [
+    "VOLUME_K",
+    "VOLUME_MIN_RELATIVE",
+    "MIN_HISTORY",
+    "MAX_EVENT_GAP_HOURS",
+    "PartitionFacts",
+    "VolumeCheck",
+    "read_partition_facts",
+    "arrival_finding",
+    "volume_check",
+    "volume_finding",
+    "latest_event_finding",
+    "with_since",
+]
+
+VOLUME_K = 3.0  # robust z-score limit: |count - median| / (1.4826 * MAD)
+VOLUME_MIN_RELATIVE = 0.2  # never flag a change smaller than 20 % of the median
+MIN_HISTORY = 3  # previous partitions needed before volume is judged
+MAX_EVENT_GAP_HOURS = 2.0  # latest event_ts no earlier than this before the day ends
+
+
+@dataclass(frozen=True)
+class PartitionFacts:
+    """What the freshness checks need from one table (cheap aggregates, no rows).
+
+    Attributes:
+        table: the table read.
+        rows: rows in the partition.
+        history: rows per earlier partition (date -> count), partitions with rows only.
+        latest, earliest: the latest / earliest timestamp in the partition (UTC), if any.
+        outside: rows whose timestamp is not on the partition's day.
+    """
+
+    table: str
+    rows: int
+    history: Mapping[dt.date, int]
+    latest: dt.datetime | None = None
+    earliest: dt.datetime | None = None
+    outside: int = 0
+
+
+@dataclass(frozen=True)
+class VolumeCheck:
+    """A partition's row count against its trailing history.
+
+    Attributes:
+        rows: the partition's rows.
+        median, mad: of the previous partitions' counts.
+        n_history: how many previous partitions.
+        low, high: the accepted range.
+        judged: False when the history is too short to judge.
+    """
+
+    rows: int
+    median: float | None
+    mad: float | None
+    n_history: int
+    low: float | None
+    high: float | None
+    judged: bool
+
+    @property
+    def flagged(self) -> bool:
+        return self.judged and not (self.low <= self.rows <= self.high)
+
+    @property
+    def relative_change(self) -> float | None:
+        return None if not self.median else (self.rows - self.median) / self.median
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def read_partition_facts(engine: Engine, table: str, partition: dt.date, *,
+                         history_days: int = 14, timestamp: str | None = None) -> PartitionFacts:
+    """Row counts of ``partition`` and the ``history_days`` before it, and (with ``timestamp``)
+    the partition's latest / earliest timestamp and rows outside its day — aggregates only."""
+    import sqlalchemy as sa
+
+    from funnelguard.errors import EnvironmentFailure
+    from funnelguard.warehouse import metadata, require_columns
+
+    require_columns(engine, table, ["ds"] + ([timestamp] if timestamp else []))
+    tbl = metadata.tables.get(table)
+    if tbl is None:
+        tbl = sa.Table(table, sa.MetaData(), autoload_with=engine)
+    start = partition - dt.timedelta(days=history_days)
+    counts = sa.select(tbl.c.ds, sa.func.count()).where(
+        tbl.c.ds >= start, tbl.c.ds <= partition).group_by(tbl.c.ds)
+    try:
+        with engine.connect() as conn:
+            by_day = {(d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)[:10])): int(n)
+                      for d, n in conn.execute(counts)}
+            latest = earliest = None
+            outside = 0
+            if timestamp and by_day.get(partition):
+                col = tbl.c[timestamp]
+                day_start = dt.datetime.combine(partition, dt.time(0), tzinfo=dt.UTC)
+                day_end = day_start + dt.timedelta(days=1)
+                latest, earliest = conn.execute(sa.select(sa.func.max(col), sa.func.min(col))
+                                                .where(tbl.c.ds == partition)).one()
+                outside = conn.execute(sa.select(sa.func.count()).where(
+                    tbl.c.ds == partition, sa.or_(col < day_start, col >= day_end))).scalar_one()
+    except sa.exc.OperationalError as exc:
+        raise EnvironmentFailure(f"reading row counts of {table} failed: {exc.orig}") from exc
+    rows = by_day.pop(partition, 0)
+    return PartitionFacts(table, rows, by_day, _utc(latest), _utc(earliest), int(outside))
+
+
+def arrival_finding(facts: PartitionFacts, partition: dt.date, *, environment: str | None,
+                    dataset: str | None = None) -> Finding:
+    """``freshness_arrival``: the partition has rows."""
+    return Finding(
+        check="freshness_arrival", passed=facts.rows > 0, environment=environment,
+        value=facts.rows, threshold=1, count=facts.rows, dataset=dataset,
+        message=(f"{facts.table} has {facts.rows} rows for {partition}" if facts.rows
+                 else f"{facts.table} has no rows for {partition}: the partition has not arrived"))
+
+
+def volume_check(history: Mapping[Any, int] | Sequence[int], rows: int, *, k: float = VOLUME_K,
+                 min_relative: float = VOLUME_MIN_RELATIVE, min_history: int = MIN_HISTORY) -> VolumeCheck:
+    """Judge ``rows`` against earlier partitions' counts with median and MAD.
+
+    The accepted range is ``median ± max(k * 1.4826 * MAD, min_relative * median)``: MAD absorbs
+    the weekly pattern (about ±10 %), the relative floor keeps a perfectly flat history from
+    flagging noise. Partitions with no rows are left out of the history (a missing partition
+    is an arrival problem, not a volume baseline).
+    """
+    import numpy as np
+
+    counts = np.asarray([c for c in (history.values() if isinstance(history, Mapping) else history)
+                         if c > 0], dtype=float)
+    if len(counts) < min_history:
+        return VolumeCheck(rows, None, None, len(counts), None, None, judged=False)
+    median = float(np.median(counts))
+    mad = float(np.median(np.abs(counts - median)))
+    half_width = max(k * 1.4826 * mad, min_relative * median)
+    return VolumeCheck(rows, median, mad, len(counts), median - half_width, median + half_width, True)
+
+
+def volume_finding(check: VolumeCheck, table: str, *, environment: str | None,
+                   dataset: str | None = None) -> Finding:
+    """``volume``: a drop or a spike against the trailing history."""
+    if not check.judged:
+        return Finding(check="volume", passed=True, severity="info", environment=environment,
+                       value=check.rows, count=check.rows, dataset=dataset,
+                       message=(f"{table}: {check.rows} rows; only {check.n_history} earlier "
+                                f"partitions, {MIN_HISTORY} needed to judge volume"))
+    change = check.relative_change or 0.0
+    kind = "drop" if change < 0 else "spike"
+    verdict = f"{kind} of {abs(change):.0%}" if check.flagged else f"{change:+.0%}, normal"
+    return Finding(
+        check="volume", passed=not check.flagged, environment=environment, value=check.rows,
+        threshold=[round(check.low, 1), round(check.high, 1)], count=check.rows, dataset=dataset,
+        message=(f"{table}: {check.rows} rows vs median {check.median:.0f} of the previous "
+                 f"{check.n_history} partitions ({verdict}; accepted {check.low:.0f}–{check.high:.0f})"))
+
+
+def latest_event_finding(facts: PartitionFacts, partition: dt.date, timestamp: str, *,
+                         max_gap_hours: float = MAX_EVENT_GAP_HOURS, environment: str | None = None,
+                         dataset: str | None = None) -> Finding:
+    """``freshness_latest_event``: the partition covers its whole day and nothing outside it."""
+    day_end = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
+    if facts.latest is None:
+        return Finding(check="freshness_latest_event", passed=False, environment=environment,
+                       threshold=max_gap_hours, count=0, dataset=dataset,
+                       message=f"{facts.table} has no {timestamp} for {partition}")
+    gap = (day_end - facts.latest).total_seconds() / 3600
+    passed = gap <= max_gap_hours and facts.outside == 0
+    problems = []
+    if gap > max_gap_hours:
+        problems.append(f"the day's last {max_gap_hours:g} h are missing")
+    if facts.outside:
+        problems.append(f"{facts.outside} rows have {timestamp} outside {partition}")
+    return Finding(
+        check="freshness_latest_event", passed=passed, environment=environment,
+        value=round(gap, 3), threshold=max_gap_hours, count=facts.outside, dataset=dataset,
+        message=(f"latest {timestamp} in {facts.table} for {partition} is "
+                 f"{facts.latest.isoformat()} ({gap:.2f} h before the day ends)"
+                 + (": " + "; ".join(problems) if problems else "")))
+
+
+def with_since(findings: Iterable[Finding], store: Store, partition: str,
+               dataset: str | None = None) -> list[Finding]:
+    """Failing findings get "(failing since YYYY-MM-DD)" from the store's unbroken streak of
+    earlier failures of the same fingerprint; a new failure is "since" this partition."""
+    from monitors.store import fingerprint_of
+
+    previous = (dt.date.fromisoformat(partition) - dt.timedelta(days=1)).isoformat()
+    out = []
+    for f in findings:
+        if f.passed:
+            out.append(f)
+            continue
+        since = store.first_failing_partition(fingerprint_of(f, dataset), previous) or partition
+        out.append(f.with_(message=f"{f.message} (failing since {since})"))
+    return out
