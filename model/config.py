@@ -128,7 +128,8 @@ class GuardConfig:
         loss_window, loss_warmup: the robust running window of each task's loss, and the
             steps before spike detection starts.
         loss_spike_z: robust z-score (median / 1.4826 MAD) above which a loss is a spike.
-        loss_spike_ratio: ... and the loss must also exceed this multiple of the median.
+        loss_spike_ratio: ... and the loss must also exceed this multiple of the window's
+            90th percentile (rare tasks' batch losses are heavy-tailed).
         grad_window, grad_warmup: the same for the global gradient norm.
         grad_explosion_factor: norm above factor x running median is an explosion.
         max_grad_norm: an absolute ceiling for the global gradient norm.
@@ -146,7 +147,7 @@ class GuardConfig:
     loss_window: int = 50
     loss_warmup: int = 20
     loss_spike_z: float = 12.0
-    loss_spike_ratio: float = 3.0
+    loss_spike_ratio: float = 10.0
     grad_window: int = 50
     grad_warmup: int = 20
     grad_explosion_factor: float = 25.0
@@ -170,6 +171,7 @@ class RunConfig:
         checkpoint_every: steps between checkpoints (0: only at the end).
         snapshot_every: steps between in-memory replay states (the triage replays from one).
         replay_steps: at most this many steps before the failure the triage replays from.
+        log_every: steps between TensorBoard points.
         tensorboard: write TensorBoard event files under ``<out>/tensorboard``.
         progress: show a tqdm progress bar.
         triage: replay and classify on an anomaly.
@@ -179,6 +181,7 @@ class RunConfig:
     checkpoint_every: int = 200
     snapshot_every: int = 8
     replay_steps: int = 8
+    log_every: int = 10
     tensorboard: bool = True
     progress: bool = True
     triage: bool = True

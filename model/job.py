@@ -1,0 +1,191 @@
+"""The training job behind ``funnelguard train``: training set, guarded fit, model or bundle.
+
+:func:`run_training` builds the training set as of a date, fits the encoder on the train split,
+trains with the guard, and either publishes the model directory or, when the guard stops the
+run, writes the forensic bundle and the triage. It returns a RunResult (command ``train``,
+partition = the as-of date) with a ``training_guard`` finding (value: the anomaly kind, or
+``clean``) and, on a stop, a ``triage`` finding (value: the verdict) whose message is the
+three-line summary. It also records ``fg_training_runs`` (and ``fg_models`` on success).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from funnelguard.findings import Finding, Metric, RunResult
+from model.artifacts import build_net, save_model
+from model.batches import tensors_for
+from model.bundle import feature_ranges, scan_inputs, update_bundle, write_bundle
+from model.config import TrainConfig
+from model.encoding import FeatureEncoder
+from model.errors import TrainingAnomaly
+from model.state import latest_checkpoint, read_checkpoint
+from model.training import Trainer
+from model.triage import TriageResult, triage
+
+__all__ = ["run_training", "fingerprint_of", "summary_lines"]
+
+
+def fingerprint_of(config: TrainConfig, frame: pd.DataFrame, as_of: str) -> str:
+    """Config + as-of + the training rows' ids: a checkpoint resumes only the same run."""
+    h = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    h.update(as_of.encode())
+    ids = pd.util.hash_array(frame["impression_id"].astype(str).to_numpy(object))
+    h.update(np.ascontiguousarray(ids).tobytes())
+    return h.hexdigest()[:16]
+
+
+def summary_lines(anomaly, verdict: TriageResult | None, bundle: Path) -> tuple[str, str, str]:
+    """Three lines a person reads in Slack: what stopped, why, where the evidence is."""
+    tasks = ", ".join(anomaly.tasks) or "all tasks"
+    where = f"; first non-finite module {anomaly.module}" if anomaly.module else ""
+    first = f"Training stopped at step {anomaly.step}: {anomaly.kind} ({tasks}){where}."
+    if verdict is None:
+        return first, "Verdict: not triaged (run.triage is off).", f"Bundle: {bundle}"
+    second = f"Verdict: {verdict.verdict} — {verdict.reason}."
+    fp32 = next((r for r in verdict.replays if r.precision == "fp32" and r.detect_anomaly), None)
+    if fp32 is not None:
+        losses = ", ".join(f"{t}={v:.4g}" for t, v in fp32.final_losses().items())
+        ops = ", ".join(fp32.anomaly_ops) or "none"
+        third = (f"Replayed steps {fp32.from_step}-{fp32.to_step} in fp32 under anomaly mode: "
+                 f"{losses}; anomaly-mode ops: {ops}. Bundle: {bundle}")
+    else:
+        third = f"No replay state. Bundle: {bundle}"
+    return first, second, third
+
+
+def _record(store_url: str | None, *, as_of: str, status: str, out: Path, config: TrainConfig,
+            steps: int, anomaly: str | None = None, verdict: str | None = None,
+            bundle: str | None = None, summary: dict[str, Any] | None = None,
+            version: str | None = None, metrics: dict[str, Any] | None = None) -> None:
+    if store_url is None:
+        return
+    from sqlalchemy import select
+
+    from monitors.store import open_store
+    from monitors.store.models import ModelRow, TrainingRun
+
+    store = open_store(store_url)
+    with store.session() as s, s.begin():
+        run = TrainingRun(as_of=as_of, status=status, out_dir=str(out), anomaly=anomaly,
+                          verdict=verdict, bundle_path=bundle, steps=steps,
+                          config=config.to_dict(), summary=summary or {},
+                          finished_at=dt.datetime.now(dt.UTC))
+        s.add(run)
+        s.flush()
+        if version is not None:
+            row = s.scalars(select(ModelRow).where(ModelRow.version == version)).first()
+            if row is None:
+                row = ModelRow(version=version, path=str(out), as_of=as_of)
+                s.add(row)
+            row.path, row.training_run_id, row.metrics = str(out), run.id, metrics or {}
+
+
+def _holdout_losses(trainer: Trainer, frame: pd.DataFrame, encoder: FeatureEncoder) -> dict[str, float]:
+    from model.losses import task_losses
+
+    if frame.empty:
+        return {}
+    data = tensors_for(frame, encoder, trainer.tasks)
+    trainer.net.eval()
+    with torch.no_grad():
+        logits = trainer.net(data.features)
+        losses = task_losses(logits, data.labels, data.masks, trainer.tasks, trainer.config.loss)
+    return {t: float(v) for t, v in losses.items()}
+
+
+def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
+                 store_url: str | None = None) -> RunResult:
+    """Train on a TrainingSet (or anything with ``frame``, ``as_of``, ``description``,
+    ``downsample_rate``), writing the model directory or a forensic bundle under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    as_of = str(training_set.as_of)
+    tasks = tuple(config.model.tasks)
+    frame = training_set.frame
+    train = frame.loc[frame["split"] == "train"].reset_index(drop=True)
+    holdout = frame.loc[frame["split"] == "holdout"].reset_index(drop=True)
+    torch.manual_seed(config.run.seed)
+    encoder = FeatureEncoder.fit(train, config.model.id_buckets)
+    data = tensors_for(train, encoder, tasks)
+    base_rates = data.base_rates()
+    net = build_net(config, encoder, base_rates)
+    trainer = Trainer(net, data, config, out_dir=out)
+    fingerprint = fingerprint_of(config, train, as_of)
+    trainer.fingerprint = {"fingerprint": fingerprint, "as_of": as_of}
+    pointer = latest_checkpoint(out)
+    if pointer and pointer.get("fingerprint") == fingerprint:
+        state, _ = read_checkpoint(out / "checkpoints" / pointer["path"])
+        trainer.restore(state)
+        trainer.resumed_from = state.step
+    common = {"command": "train", "partition": as_of, "dataset": "training"}
+    try:
+        result = trainer.run()
+    except TrainingAnomaly as exc:
+        return _stopped(trainer, exc, out, config, as_of, store_url, common)
+    holdout_losses = _holdout_losses(trainer, holdout, encoder)
+    version = f"funnel-{as_of}-{fingerprint[:8]}"
+    save_model(out, net, encoder, config, base_rates=base_rates,
+               description=dict(training_set.description), as_of=as_of, version=version,
+               downsample_rate=training_set.downsample_rate,
+               extra={"steps": result.steps, "holdout_loss": holdout_losses,
+                      "train_loss": result.final_losses, "resumed_from": result.resumed_from})
+    _record(store_url, as_of=as_of, status="pass", out=out, config=config, steps=result.steps,
+            summary={"train_loss": result.final_losses, "holdout_loss": holdout_losses},
+            version=version, metrics={"holdout_loss": holdout_losses})
+    finding = Finding("training_guard", True, "error", value="clean", count=result.steps,
+                      message=f"trained {result.steps} steps on {len(train)} rows with the guard "
+                              f"on; no anomaly"
+                              + (f" (resumed from step {result.resumed_from})"
+                                 if result.resumed_from is not None else ""))
+    metrics = [Metric("train_loss", v, task=t) for t, v in result.final_losses.items()]
+    metrics += [Metric("holdout_loss", v, task=t) for t, v in holdout_losses.items()]
+    return RunResult(**common, findings=(finding,), metrics=tuple(metrics),
+                     artifacts={"model_dir": str(out)})
+
+
+def _stopped(trainer: Trainer, exc: TrainingAnomaly, out: Path, config: TrainConfig, as_of: str,
+             store_url: str | None, common: dict[str, Any]) -> RunResult:
+    anomaly = exc.anomaly
+    rows = trainer.plan.rows_for(anomaly.step)
+    raw = trainer.data.raw.iloc[rows.numpy()]
+    ranges, source = feature_ranges()
+    scan = scan_inputs(raw, ranges)
+    state = trainer.snapshots.before(anomaly.step, config.run.replay_steps)
+    folder = out / "forensics" / f"step-{anomaly.step:07d}"
+    history = {"loss": {t: list(h) for t, h in trainer.loss_history.items()},
+               "grad_norm": list(trainer.grad_history), "probes": list(trainer.probe_history)}
+    seeds = {"seed": config.run.seed, "batch_order": "torch.randperm seeded seed*1000003+epoch",
+             "steps_per_epoch": trainer.plan.steps_per_epoch, "epoch": trainer.plan.epoch_of(anomaly.step),
+             "torch_rng_state": "replay_state.pt (rng)"}
+    bundle = write_bundle(folder, anomaly=anomaly, exception=type(exc).__name__, raw_batch=raw,
+                          state=state, history=history, config=config.to_dict(), seeds=seeds,
+                          scan=scan, scan_source=source,
+                          context={"as_of": as_of, "precision": trainer.precision})
+    verdict = triage(trainer, anomaly, state, scan) if config.run.triage else None
+    lines = summary_lines(anomaly, verdict, bundle)
+    update_bundle(bundle, triage=verdict.to_json() if verdict else None, summary=list(lines))
+    task = anomaly.tasks[0] if len(anomaly.tasks) == 1 else None
+    findings = [Finding("training_guard", False, "error", task=task, value=anomaly.kind,
+                        threshold=anomaly.threshold, count=anomaly.step,
+                        message=f"{type(exc).__name__}: {anomaly.message}",
+                        examples=tuple(raw["impression_id"].astype(str).head(3)))]
+    if verdict is not None:
+        findings.append(Finding(
+            "triage", False, "error", feature=verdict.features[0] if verdict.features else None,
+            task=verdict.tasks[0] if len(verdict.tasks) == 1 else None, value=verdict.verdict,
+            count=anomaly.step, message="\n".join(lines),
+            examples=verdict.features or verdict.tasks or None))
+    _record(store_url, as_of=as_of, status="fail", out=out, config=config, steps=anomaly.step,
+            anomaly=anomaly.kind, verdict=verdict.verdict if verdict else None,
+            bundle=str(bundle), summary={"lines": list(lines)})
+    return RunResult(**common, findings=tuple(findings),
+                     artifacts={"bundle": str(bundle), "out_dir": str(out)})

@@ -1,0 +1,444 @@
+"""The guarded training loop, read top to bottom: optimizers, one step, the run.
+
+:class:`Trainer` owns the network, the optimizers (SparseAdam for the embedding tables, AdamW
+for the dense parameters), the optional GradScaler and the guard's memory. ``step()`` measures
+(losses, the global gradient norm before clipping, the per-task probe every ``probe_every``
+steps, the scaler) and asks ``model.guard`` after each measurement, so a bad batch is stopped
+before its update is applied. ``run()`` adds snapshots for the triage, checkpoints,
+TensorBoard and a progress bar. The triage reuses ``step()`` to replay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import warnings
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from model.batches import BatchPlan, TrainingTensors
+from model.config import TrainConfig
+from model.guard import (Anomaly, GuardState, check_grad_norm, check_parameters,
+                         check_scaler, check_task_gradients, check_task_losses, raise_for)
+from model.losses import TaskWeighting, task_losses
+from model.network import FunnelNet
+from model.state import SnapshotRing, TrainingState, write_checkpoint
+
+__all__ = ["Trainer", "StepStats", "FitResult", "fit", "autocast_for", "first_non_finite_module"]
+
+HISTORY = 512
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What one step measured."""
+
+    step: int
+    losses: dict[str, float]
+    grad_norm: float | None = None
+    probe: dict[str, Any] | None = None
+    scale: float | None = None
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A finished run: steps taken, the last losses, and where it resumed from."""
+
+    steps: int
+    final_losses: dict[str, float]
+    resumed_from: int | None = None
+    loss_history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+
+def autocast_for(precision: str):
+    """The autocast context of a precision (``fp32``: none)."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if precision in ("fp16", "fp16-static"):
+        return torch.autocast("cpu", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _non_finite(out: Any) -> bool:
+    if isinstance(out, torch.Tensor):
+        return out.is_floating_point() and not bool(torch.isfinite(out).all())
+    if isinstance(out, dict):
+        return any(_non_finite(v) for v in out.values())
+    if isinstance(out, (list, tuple)):
+        return any(_non_finite(v) for v in out)
+    return False
+
+
+def first_non_finite_module(net: nn.Module, batch, precision: str = "fp32") -> str | None:
+    """Run a forward pass with hooks on every submodule; name the first non-finite output."""
+    found: list[str] = []
+    handles = []
+    for name, module in net.named_modules():
+        if not name:
+            continue
+
+        def hook(mod, args, out, name=name):
+            if not found and _non_finite(out):
+                found.append(name)
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad(), autocast_for(precision):
+            net(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    return found[0] if found else None
+
+
+def _op_name(exc: RuntimeError) -> str:
+    """The backward function anomaly mode names ("Function 'MulBackward0' returned nan ...")."""
+    found = re.search(r"Function '(\w+)'", str(exc))
+    return found.group(1) if found else str(exc).splitlines()[0][:200]
+
+
+class Trainer:
+    """One training run over encoded data.
+
+    Args:
+        net: the network (its output biases already at the base-rate logits).
+        data: the training split as tensors.
+        config: the training config.
+        out_dir: where checkpoints and TensorBoard events go (None: nowhere).
+        on_step: called with each step's :class:`StepStats` after its update.
+    """
+
+    def __init__(self, net: FunnelNet, data: TrainingTensors, config: TrainConfig, *,
+                 out_dir: Path | None = None,
+                 on_step: Callable[[StepStats], None] | None = None) -> None:
+        self.net, self.data, self.config = net, data, config
+        self.tasks = net.tasks
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.on_step = on_step
+        o = config.optim
+        self.plan = BatchPlan(len(data), o.batch_size, config.run.seed)
+        self.total_steps = o.max_steps or o.epochs * self.plan.steps_per_epoch
+        self.weighting = TaskWeighting(self.tasks, config.loss)
+        self.tables = list(net.embedding_tables().values())
+        table_ids = {id(t.weight) for t in self.tables}
+        self.optimizers = self._build_optimizers(table_ids)
+        self.precision = o.precision
+        self.scaler = torch.amp.GradScaler("cpu") if o.precision == "fp16" else None
+        self.guard = GuardState.fresh(self.tasks, config.guard)
+        self.snapshots = SnapshotRing(2)
+        self.start_step = 0
+        self.resumed_from: int | None = None
+        self.loss_history = {t: deque(maxlen=HISTORY) for t in self.tasks}
+        self.grad_history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
+        self.probe_history: deque[dict[str, Any]] = deque(maxlen=64)
+        self.fingerprint: dict[str, Any] = {}
+
+    # -- optimizers -------------------------------------------------------------------------
+    def _build_optimizers(self, table_ids: set[int]) -> list[torch.optim.Optimizer]:
+        o = self.config.optim
+        head_of = {id(p): t for t in self.tasks for p in self.net.heads[t].parameters()}
+        groups: dict[float, list[nn.Parameter]] = {}
+        sparse_params = []
+        for p in list(self.net.parameters()) + list(self.weighting.parameters()):
+            if id(p) in table_ids:
+                sparse_params.append(p)
+                continue
+            scale = float(o.head_lr_scale.get(head_of.get(id(p), ""), 1.0))
+            groups.setdefault(o.lr * scale, []).append(p)
+        dense_groups = [{"params": ps, "lr": lr} for lr, ps in groups.items()]
+        if o.sparse_embeddings:
+            return [torch.optim.AdamW(dense_groups, lr=o.lr, weight_decay=o.weight_decay),
+                    torch.optim.SparseAdam(sparse_params, lr=o.sparse_lr)]
+        dense_groups.append({"params": sparse_params, "lr": o.sparse_lr, "weight_decay": 0.0})
+        return [torch.optim.AdamW(dense_groups, lr=o.lr, weight_decay=o.weight_decay)]
+
+    # -- state ------------------------------------------------------------------------------
+    def tensor_state(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "weighting": self.weighting.state_dict(),
+                "optimizers": [opt.state_dict() for opt in self.optimizers],
+                "scaler": self.scaler.state_dict() if self.scaler else None}
+
+    def capture(self, step: int) -> TrainingState:
+        return TrainingState(step, self.tensor_state(), self.guard.to_dict(),
+                             torch.get_rng_state()).clone()
+
+    def restore(self, state: TrainingState) -> None:
+        """Continue from ``state`` (a snapshot or a checkpoint); its buffers stay untouched."""
+        state = state.clone()
+        self.net.load_state_dict(state.tensors["net"])
+        self.weighting.load_state_dict(state.tensors["weighting"])
+        for opt, sd in zip(self.optimizers, state.tensors["optimizers"], strict=True):
+            opt.load_state_dict(sd)
+        if self.scaler is not None and state.tensors.get("scaler"):
+            self.scaler.load_state_dict(state.tensors["scaler"])
+        self.guard = GuardState.from_dict(state.guard, self.config.guard)
+        torch.set_rng_state(state.rng)
+        self.start_step = state.step
+
+    # -- one step ---------------------------------------------------------------------------
+    def _losses(self, rows: torch.Tensor, precision: str) -> dict[str, torch.Tensor]:
+        batch = self.data.features.index(rows)
+        with autocast_for(precision):
+            logits = self.net(batch)
+        return task_losses(logits, self.data.labels[rows], self.data.masks[rows], self.tasks,
+                           self.config.loss)
+
+    def _probe(self, losses: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Per-task gradient norms and pairwise cosines on the last shared layer."""
+        shared = self.net.last_shared_parameters()
+        weights = self.weighting.weights()
+        vectors = {}
+        for t in self.tasks:
+            grads = torch.autograd.grad(weights[t] * losses[t], shared, retain_graph=True,
+                                        allow_unused=True)
+            vectors[t] = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten().float()
+                                    for g, p in zip(grads, shared, strict=True)])
+        norms = {t: float(v.norm()) for t, v in vectors.items()}
+        cosines = {}
+        for i, a in enumerate(self.tasks):
+            for b in self.tasks[i + 1:]:
+                denom = norms[a] * norms[b]
+                if denom > 0 and math.isfinite(denom):
+                    cosines[(a, b)] = float(vectors[a] @ vectors[b]) / denom
+        return {"norms": norms, "cosines": cosines}
+
+    def _grad_norm_and_clip(self) -> float:
+        dense, sparse_sq = [], 0.0
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    if p.grad.is_sparse:
+                        p.grad = p.grad.coalesce()
+                        sparse_sq += float(p.grad._values().float().pow(2).sum())
+                    else:
+                        dense.append(p)
+        dense_norm = float(torch.nn.utils.get_total_norm([p.grad for p in dense])) if dense else 0.0
+        total = math.sqrt(dense_norm ** 2 + sparse_sq)
+        clip = self.config.optim.clip_norm
+        if clip > 0 and math.isfinite(total) and total > clip:
+            coef = clip / (total + 1e-6)
+            for p in dense:
+                p.grad.mul_(coef)
+            for table in self.tables:
+                if table.weight.grad is not None and table.weight.grad.is_sparse:
+                    table.weight.grad._values().mul_(coef)
+        return total
+
+    def step(self, step: int, *, precision: str | None = None, guarded: bool = True) -> StepStats:
+        """Train on batch ``step``; with ``guarded`` raise a TrainingAnomaly before a bad update."""
+        precision = precision or self.precision
+        cfg = self.config.guard
+        check = guarded and cfg.enabled
+        rows = self.plan.rows_for(step)
+        rng = torch.get_rng_state()
+        losses = self._losses(rows, precision)
+        values = {t: float(v.detach()) for t, v in losses.items()}
+        if check:
+            self._stop_if(check_task_losses(step, values, self.guard, cfg), rows, rng, precision)
+        probe = None
+        if check and step % cfg.probe_every == 0 and len(self.tasks) > 1:
+            probe = self._probe(losses)
+            self.probe_history.append({"step": step, **probe})
+        total = self.weighting(losses)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        scale = None
+        if self.scaler is not None and precision == "fp16":
+            self.scaler.scale(total).backward()
+            for opt in self.optimizers:
+                self.scaler.unscale_(opt)
+        elif precision == "fp16-static":
+            (total * self.config.optim.static_loss_scale).backward()
+            for p in self._all_params():
+                if p.grad is not None:
+                    p.grad.div_(self.config.optim.static_loss_scale)
+        else:
+            total.backward()
+        norm = self._grad_norm_and_clip()
+        dynamic = self.scaler is not None and precision == "fp16"
+        if check and not (dynamic and not math.isfinite(norm)):
+            per_task = probe["norms"] if probe else None
+            self._stop_if(check_grad_norm(step, norm, self.guard, cfg, per_task), rows, rng,
+                          precision)
+        if check and probe is not None:
+            cos = probe["cosines"]
+            self._stop_if(check_task_gradients(step, probe["norms"], cos, self.guard, cfg),
+                          rows, rng, precision)
+        skipped = False
+        if dynamic:
+            before = self.scaler.get_scale()
+            for opt in self.optimizers:
+                self.scaler.step(opt)
+            self.scaler.update()
+            scale = self.scaler.get_scale()
+            skipped = scale < before
+            if check:
+                self._stop_if(check_scaler(step, scale, skipped, self.guard, cfg), rows, rng,
+                              precision)
+        else:
+            for opt in self.optimizers:
+                opt.step()
+        for t, v in values.items():
+            self.guard.loss[t].push(v)
+            self.loss_history[t].append((step, v))
+        if not skipped:
+            self.guard.grad_norm.push(norm)
+        self.grad_history.append((step, norm))
+        return StepStats(step, values, norm, probe, scale, skipped)
+
+    def measure(self, step: int, *, precision: str, detect_anomaly: bool = False) -> dict[str, Any]:
+        """Forward and backward on batch ``step`` without updating anything (for the triage).
+
+        Returns per-task losses, the global gradient norm, the per-task probe and, under
+        ``detect_anomaly``, the names of the backward operations anomaly mode flagged.
+        """
+        rows = self.plan.rows_for(step)
+        ops: list[str] = []
+        probe = None
+        ctx = torch.autograd.detect_anomaly(check_nan=True) if detect_anomaly \
+            else contextlib.nullcontext()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with ctx:
+                losses = self._losses(rows, precision)
+                values = {t: float(v.detach()) for t, v in losses.items()}
+                if len(self.tasks) > 1:
+                    try:
+                        probe = self._probe(losses)
+                    except RuntimeError as exc:
+                        ops.append(_op_name(exc))
+                total = self.weighting(losses)
+                for opt in self.optimizers:
+                    opt.zero_grad(set_to_none=True)
+                scale = 1.0
+                if precision == "fp16-static":
+                    scale = self.config.optim.static_loss_scale
+                elif precision == "fp16" and self.scaler is not None:
+                    scale = self.scaler.get_scale()
+                try:
+                    (total * scale).backward()
+                except RuntimeError as exc:
+                    ops.append(_op_name(exc))
+        if scale != 1.0:
+            for p in self._all_params():
+                if p.grad is not None:
+                    p.grad.div_(scale)
+        norm = self._grad_norm_and_clip()
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        return {"losses": values, "grad_norm": norm, "probe": probe,
+                "anomaly_ops": [o for o in ops if o]}
+
+    def _all_params(self) -> list[nn.Parameter]:
+        return [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]
+
+    def _stop_if(self, anomaly: Anomaly | None, rows: torch.Tensor, rng: torch.Tensor,
+                 precision: str) -> None:
+        if anomaly is None:
+            return
+        module = None
+        if self.config.guard.activation_hooks:
+            state = torch.get_rng_state()
+            torch.set_rng_state(rng)
+            module = first_non_finite_module(self.net, self.data.features.index(rows), precision)
+            torch.set_rng_state(state)
+        if module is not None:
+            anomaly = Anomaly(anomaly.kind, anomaly.step, anomaly.message + f"; first non-finite "
+                              f"module output: {module}", anomaly.tasks, anomaly.value,
+                              anomaly.threshold, module, anomaly.evidence)
+        raise_for(anomaly)
+
+    def non_finite_parameters(self) -> dict[str, list[int]]:
+        """Parameter name -> rows (first dimension) holding a non-finite value."""
+        bad = {}
+        for name, p in self.net.named_parameters():
+            finite = torch.isfinite(p.detach())
+            if not bool(finite.all()):
+                rows = (~finite).reshape(p.shape[0], -1).any(1) if p.dim() > 0 else ~finite
+                bad[name] = [int(i) for i in rows.nonzero().flatten()[:100]]
+        return bad
+
+    # -- the run ----------------------------------------------------------------------------
+    def checkpoint(self, step: int) -> Path | None:
+        """Refuse a non-finite parameter, then write the state at the start of ``step``."""
+        if self.config.guard.enabled:
+            anomaly = check_parameters(step, self.non_finite_parameters())
+            if anomaly is not None:
+                raise_for(anomaly)
+        if self.out_dir is None:
+            return None
+        return write_checkpoint(self.out_dir, self.capture(step), dict(self.fingerprint))
+
+    def run(self) -> FitResult:
+        """Train from ``start_step`` to ``total_steps``; raises a TrainingAnomaly on a stop."""
+        run = self.config.run
+        writer = self._writer()
+        bar = None
+        if run.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.start_step, desc="train",
+                       unit="step", leave=False)
+        self.net.train()
+        try:
+            for step in range(self.start_step, self.total_steps):
+                if self.config.guard.enabled and step % run.snapshot_every == 0:
+                    self.snapshots.take(step, self.tensor_state(), self.guard.to_dict())
+                if run.checkpoint_every and step > self.start_step \
+                        and step % run.checkpoint_every == 0:
+                    self.checkpoint(step)
+                stats = self.step(step)
+                if writer is not None and step % run.log_every == 0:
+                    self._log(writer, stats)
+                if bar is not None:
+                    bar.update(1)
+                if self.on_step is not None:
+                    self.on_step(stats)
+            self.checkpoint(self.total_steps)
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        final = {t: (sum(v for _, v in list(h)[-20:]) / max(len(list(h)[-20:]), 1))
+                 for t, h in self.loss_history.items()}
+        return FitResult(self.total_steps, final, self.resumed_from,
+                         {t: list(h) for t, h in self.loss_history.items()})
+
+    def _writer(self):
+        if self.out_dir is None or not self.config.run.tensorboard:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    def _log(self, writer, stats: StepStats) -> None:
+        for t, v in stats.losses.items():
+            writer.add_scalar(f"loss/{t}", v, stats.step)
+        if stats.grad_norm is not None:
+            writer.add_scalar("grad_norm/global", stats.grad_norm, stats.step)
+        if stats.probe:
+            for t, v in stats.probe["norms"].items():
+                writer.add_scalar(f"grad_norm/{t}", v, stats.step)
+        if stats.scale is not None:
+            writer.add_scalar("amp/scale", stats.scale, stats.step)
+
+
+def fit(data: TrainingTensors, net: FunnelNet, config: TrainConfig, *,
+        out_dir: Path | None = None, on_step: Callable[[StepStats], None] | None = None,
+        resume_from: TrainingState | None = None) -> tuple[Trainer, FitResult]:
+    """Build a :class:`Trainer`, optionally restore a state, and run it to the end."""
+    trainer = Trainer(net, data, config, out_dir=out_dir, on_step=on_step)
+    if resume_from is not None:
+        trainer.restore(resume_from)
+        trainer.resumed_from = resume_from.step
+    return trainer, trainer.run()
