@@ -110,7 +110,11 @@ def load_holdout(engine: Engine, as_of: dt.date, *, naive: bool = False) -> Eval
 
 
 def training_overlap(model_dir: Any, days: tuple[dt.date, ...]) -> list[dt.date]:
-    """Holdout days on or before the last day the model trained on (from its directory)."""
+    """Evaluation days the model trained on, from its directory's ``training_set.json``.
+
+    The model trained on every day of its window except its own holdout days; an evaluation
+    day inside that set makes the evaluation optimistic.
+    """
     import json
     from pathlib import Path
 
@@ -119,8 +123,10 @@ def training_overlap(model_dir: Any, days: tuple[dt.date, ...]) -> list[dt.date]
     path = Path(model_dir) / "training_set.json"
     if not path.is_file():
         return []
-    train = (json.loads(path.read_text()).get("split") or {}).get("train")
-    if not train:
+    doc = json.loads(path.read_text())
+    window = doc.get("window")
+    if not window:
         return []
-    last = dt.date.fromisoformat(train[-1])
-    return [d for d in days if d <= last]
+    start, end = (dt.date.fromisoformat(x) for x in window)
+    held = {dt.date.fromisoformat(x) for x in (doc.get("split") or {}).get("holdout_days", [])}
+    return [d for d in days if start <= d <= end and d not in held]
