@@ -95,20 +95,30 @@ def matured_through(as_of: dt.date, days: float) -> dt.date:
     return (as_of_timestamp(as_of) - dt.timedelta(days=days) - dt.timedelta(days=1)).date()
 
 
+def _one_utc(value):
+    """One value as a UTC Timestamp: naive means UTC, aware is converted."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return pd.NaT
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def _to_utc(series: pd.Series, column: str) -> pd.Series:
     import pandas as pd
 
+    if pd.api.types.is_datetime64_any_dtype(series):
+        if getattr(series.dt, "tz", None) is None:
+            return series.dt.tz_localize("UTC")
+        return series.dt.tz_convert("UTC")
     try:
-        parsed = pd.to_datetime(series, format="ISO8601") if series.dtype == object else series
-        if not pd.api.types.is_datetime64_any_dtype(parsed):
-            parsed = pd.to_datetime(parsed)
+        # Hand-built frames may mix naive (UTC) and aware values: normalise one by one.
+        return pd.to_datetime(series.map(_one_utc), utc=True)
     except (ValueError, TypeError) as exc:
         raise LabelFrameError(
             f"column {column!r}: expected timestamps, found values such as "
             f"{series.dropna().head(3).tolist()} ({exc})") from exc
-    if getattr(parsed.dt, "tz", None) is None:
-        return parsed.dt.tz_localize("UTC")
-    return parsed.dt.tz_convert("UTC")
 
 
 def normalise_label_frame(frame: pd.DataFrame, tasks: tuple[str, ...] = TASKS) -> pd.DataFrame:

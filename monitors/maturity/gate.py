@@ -167,8 +167,10 @@ def _task_gate(frame: pd.DataFrame, task: str, days: float, as_of: dt.date,
     last = matured_through(as_of, days)
     if fresh.latest_loaded_at is not None and fresh.missed_landings:
         last = min(last, matured_through(fresh.latest_loaded_at.date() + dt.timedelta(days=1), days))
-    if complete.collapse_since is not None:
+    if complete.collapse_since is not None and complete.kind == "cohort":
         last = min(last, complete.collapse_since - dt.timedelta(days=1))
+    elif complete.collapse_since is not None:  # landings since then lost labels
+        last = min(last, matured_through(complete.collapse_since, days))
     if fresh.latest_loaded_at is None or last < window[0]:
         last = None
     return TaskGate(task, not reasons, days, impressions, matured, last, fresh, complete,
@@ -194,7 +196,7 @@ def _findings(t: TaskGate, window: tuple[dt.date, dt.date], policy: GatePolicy) 
                 "error" if co.assessed else "warning", task=t.task,
                 value=None if co.ratio is None else round(co.ratio, 4), threshold=co.max_ratio,
                 count=co.observed, dataset=DATASET,
-                examples=None if co.cohorts is None else tuple(d.isoformat() for d in co.cohorts),
+                examples=None if co.span is None else (co.kind, *(d.isoformat() for d in co.span)),
                 message=co.message),
         Finding("gate", t.passed, "error", task=t.task, value="pass" if t.passed else "fail",
                 dataset=DATASET,

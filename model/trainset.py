@@ -1,0 +1,273 @@
+"""Delay-aware training sets: offline features joined to labels as known at the as-of date.
+
+:func:`build_training_set` follows the labels' as-of rule exactly (an event loaded after A does
+not exist yet; impressions at or after A are excluded) and gives every task its own mask: an
+example whose window for a task has not closed is masked for that task, never a negative. The
+holdout is the latest days of the window whose every task has matured, so offline metrics are
+computed on final labels only. Non-finite feature values (NULL/NaN, ±inf) pass through
+unchanged and are counted in ``description``: the training guard must see them (docs/labels.md).
+Optional negative downsampling records its rate; :func:`correct_downsampled` undoes its effect
+on predicted probabilities at evaluation. :func:`build_naive_training_set` is the *wrong*
+builder (immature outcomes counted as negatives), kept only to show what it costs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from funnelguard.warehouse import TASKS, feature_names, read_range
+from monitors.maturity.asof import (
+    matured_through,
+    maturity_windows,
+    read_label_frame,
+    resolve_labels,
+)
+from monitors.maturity.errors import TrainingSetError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from sqlalchemy.engine import Engine
+
+    from contracts.spec import Contract
+
+__all__ = [
+    "DEFAULT_WINDOW_DAYS",
+    "DEFAULT_HOLDOUT_DAYS",
+    "TrainingSet",
+    "build_training_set",
+    "build_naive_training_set",
+    "holdout_days_for",
+    "correct_downsampled",
+]
+
+DEFAULT_WINDOW_DAYS = 28
+DEFAULT_HOLDOUT_DAYS = 3
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Examples as known at ``as_of``, split in time, with per-task label masks.
+
+    Attributes:
+        frame: ``impression_id, ds, event_ts``, every feature column of ``offline_features``,
+            then per task ``label_{task}`` (float 0/1; 0.0 where masked) and ``mask_{task}``
+            (bool: the label is known as of ``as_of``), and ``split`` (``train`` / ``holdout``).
+        as_of: knowledge at this date's 00:00 UTC.
+        tasks: the model tasks, in column order.
+        downsample_rate: the share ``w`` of all-negative training rows kept, or None.
+        description: JSON-ready summary the model saves with the model directory (window,
+            rows, positives / known / masked per task and split, split dates, non-finite and
+            null feature counts, downsampling).
+    """
+
+    frame: pd.DataFrame
+    as_of: dt.date
+    tasks: tuple[str, ...]
+    downsample_rate: float | None
+    description: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def train(self) -> pd.DataFrame:
+        return self.frame.loc[self.frame["split"] == "train"]
+
+    @property
+    def holdout(self) -> pd.DataFrame:
+        return self.frame.loc[self.frame["split"] == "holdout"]
+
+
+def correct_downsampled(p: float | np.ndarray, w: float,
+                        p_any: float | np.ndarray | None = None) -> float | np.ndarray:
+    """Undo negative downsampling on predicted probabilities.
+
+    The builder keeps a share ``w`` of the training rows with no known positive. For a task
+    whose negatives are exactly those rows (``click``: no click means no later outcome either),
+    the probability on the original scale is ``q = p / (p + (1 - p) / w)``. For a deeper task
+    pass ``p_any``, the model's (downsampled-scale) probability that the row has any positive,
+    i.e. its click probability: then ``q = p * w / (1 - (1 - w) * p_any)``, which reduces to the
+    first form when ``p_any = p``.
+
+    Args:
+        p: predicted probabilities of a model trained on the downsampled set.
+        w: the recorded ``downsample_rate``, in (0, 1].
+        p_any: for tasks below click, the predicted click probability (same scale as ``p``).
+
+    Raises:
+        TrainingSetError: ``w`` is not in (0, 1].
+    """
+    import numpy as np
+
+    if not 0.0 < w <= 1.0:
+        raise TrainingSetError(f"downsample rate: expected a share in (0, 1], found {w!r}")
+    p_arr = np.asarray(p, dtype=np.float64)
+    any_arr = p_arr if p_any is None else np.asarray(p_any, dtype=np.float64)
+    q = p_arr * w / (1.0 - (1.0 - w) * any_arr)
+    return float(q) if np.ndim(q) == 0 else q
+
+
+def holdout_days_for(as_of: dt.date, windows: Mapping[str, float], days: list[dt.date],
+                     holdout_days: int) -> list[dt.date]:
+    """The latest ``holdout_days`` of ``days`` whose every task has matured as of ``as_of``."""
+    last = min(matured_through(as_of, d) for d in windows.values())
+    return sorted(d for d in days if d <= last)[-holdout_days:] if holdout_days > 0 else []
+
+
+def _non_finite_counts(frame: pd.DataFrame, columns: list[str]) -> dict[str, dict[str, int]]:
+    import numpy as np
+
+    counts: dict[str, dict[str, int]] = {}
+    for col in columns:
+        values = frame[col]
+        if values.dtype == object:
+            nulls = int(values.isna().sum())
+            entry = {"null": nulls, "posinf": 0, "neginf": 0}
+        else:
+            arr = values.to_numpy(dtype=np.float64)
+            entry = {"null": int(np.isnan(arr).sum()), "posinf": int(np.isposinf(arr).sum()),
+                     "neginf": int(np.isneginf(arr).sum())}
+        if any(entry.values()):
+            counts[col] = entry
+    return counts
+
+
+def _downsample(frame: pd.DataFrame, tasks: tuple[str, ...], w: float, seed: int
+                ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    import numpy as np
+
+    if not 0.0 < w <= 1.0:
+        raise TrainingSetError(f"negative_downsample: expected a share in (0, 1], found {w!r}")
+    labels = frame[[f"label_{t}" for t in tasks]].to_numpy()
+    negative = (frame["split"].to_numpy() == "train") & (labels.sum(axis=1) == 0)
+    candidates = np.flatnonzero(negative)
+    keep_n = int(round(w * len(candidates)))
+    rng = np.random.default_rng(seed)
+    kept = rng.choice(candidates, size=keep_n, replace=False)
+    keep = ~negative
+    keep[kept] = True
+    info = {"rate": w, "seed": seed, "negatives_before": int(len(candidates)),
+            "negatives_kept": keep_n,
+            "rule": "train rows with no known positive in any task, kept at rate w without "
+                    "replacement; holdout untouched; correct with correct_downsampled"}
+    return frame.loc[keep].reset_index(drop=True), info
+
+
+def _build(engine: Engine, as_of: dt.date, *, contract: Contract | None, window_days: int,
+           holdout_days: int, negative_downsample: float | None, seed: int,
+           naive: bool) -> TrainingSet:
+    import numpy as np
+
+    if contract is None:
+        from contracts import load_contract
+
+        contract = load_contract("labels")
+    if window_days < 1:
+        raise TrainingSetError(f"window_days: expected a positive number of days, found {window_days}")
+    windows = maturity_windows(contract, TASKS)
+    start, end = as_of - dt.timedelta(days=window_days), as_of - dt.timedelta(days=1)
+    labels = read_label_frame(engine, start, end)
+    features = feature_names()
+    offline = read_range(engine, "offline_features", start, end, ["impression_id", *features])
+    duplicates = int(offline["impression_id"].duplicated().sum())
+    joined = labels.merge(offline, on="impression_id", how="inner")
+    without_features = int((~labels["impression_id"].isin(offline["impression_id"])).sum())
+    resolved = resolve_labels(joined, as_of, windows, naive=naive)
+    days = sorted(set(resolved["ds"]))
+    held = holdout_days_for(as_of, windows, days, holdout_days)
+    if holdout_days > 0 and not held:
+        slowest = max(windows, key=windows.get)
+        raise TrainingSetError(
+            f"holdout: expected at least one day in {start}..{end} whose every task has matured "
+            f"as of {as_of} ({slowest} needs {windows[slowest]:g} days, so days up to "
+            f"{min(matured_through(as_of, d) for d in windows.values())}); found none among "
+            f"{len(days)} days with data. Widen window_days or pass holdout_days=0")
+    resolved["split"] = np.where(resolved["ds"].isin(held), "holdout", "train")
+    columns = ["impression_id", "ds", "event_ts", *features,
+               *[f"{k}_{t}" for t in TASKS for k in ("label", "mask")], "split"]
+    frame = resolved[columns].sort_values(["event_ts", "impression_id"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    sampling = None
+    if negative_downsample is not None:
+        frame, sampling = _downsample(frame, TASKS, float(negative_downsample), seed)
+
+    def per_split(values: pd.Series) -> dict[str, int]:
+        return {s: int(values[frame["split"] == s].sum()) for s in ("train", "holdout")}
+
+    train_days = sorted(set(frame.loc[frame["split"] == "train", "ds"]))
+    description = {
+        "as_of": as_of.isoformat(),
+        "label_policy": "naive: immature outcomes counted as negatives" if naive
+        else "masked: immature outcomes masked per task",
+        "window": [start.isoformat(), end.isoformat()],
+        "window_days": window_days,
+        "maturity_days": dict(windows),
+        "rows": {"total": len(frame), **{s: int((frame["split"] == s).sum())
+                                         for s in ("train", "holdout")}},
+        "positives": {t: per_split(frame[f"label_{t}"] * frame[f"mask_{t}"]) for t in TASKS},
+        "known": {t: per_split(frame[f"mask_{t}"]) for t in TASKS},
+        "masked": {t: per_split(~frame[f"mask_{t}"]) for t in TASKS},
+        "split": {
+            "train": [train_days[0].isoformat(), train_days[-1].isoformat()] if train_days else None,
+            "holdout_days": [d.isoformat() for d in held],
+            "rule": "holdout = the latest days of the window whose every task has matured",
+        },
+        "non_finite_features": _non_finite_counts(frame, features),
+        "impressions_without_features": without_features,
+        "missing_label_rows": int(labels.attrs.get("missing_label_rows", 0)),
+        "duplicate_feature_rows": duplicates,
+        "downsampling": sampling,
+    }
+    return TrainingSet(frame, as_of, TASKS, sampling["rate"] if sampling else None, description)
+
+
+def build_training_set(
+    engine: Engine,
+    as_of: dt.date,
+    *,
+    contract: Contract | None = None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    holdout_days: int = DEFAULT_HOLDOUT_DAYS,
+    negative_downsample: float | None = None,
+    seed: int = 0,
+) -> TrainingSet:
+    """Build the training set of the ``window_days`` before ``as_of``, as known at ``as_of``.
+
+    Args:
+        engine: the warehouse (``impressions``, ``offline_features``, ``labels``).
+        as_of: knowledge at this date's 00:00 UTC: events loaded before it, impressions before it.
+        contract: the labels contract (maturity windows); None loads the packaged one.
+        window_days: days before ``as_of`` in the set.
+        holdout_days: the latest days whose every task has matured form the holdout (0: none).
+        negative_downsample: keep this share ``w`` of training rows without a known positive.
+        seed: seed of the downsampling.
+
+    Raises:
+        TrainingSetError: no matured day for the holdout, or a bad window or rate.
+        InputError: a missing table or column in the warehouse.
+    """
+    return _build(engine, as_of, contract=contract, window_days=window_days,
+                  holdout_days=holdout_days, negative_downsample=negative_downsample, seed=seed,
+                  naive=False)
+
+
+def build_naive_training_set(
+    engine: Engine,
+    as_of: dt.date,
+    *,
+    contract: Contract | None = None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    holdout_days: int = DEFAULT_HOLDOUT_DAYS,
+    negative_downsample: float | None = None,
+    seed: int = 0,
+) -> TrainingSet:
+    """The wrong builder, for demonstrations only: every unknown outcome is a negative.
+
+    Same arguments and split as :func:`build_training_set`, but every mask is True and an
+    impression whose conversion has not had time to arrive counts as "did not convert".
+    ``bench/bench_naive_labels.py`` measures what that does to calibration.
+    """
+    return _build(engine, as_of, contract=contract, window_days=window_days,
+                  holdout_days=holdout_days, negative_downsample=negative_downsample, seed=seed,
+                  naive=True)
