@@ -1,0 +1,112 @@
+"""Nightly training of the funnel ranking model on the previous UTC day.
+
+The partition is the UTC day before the run's logical date (Airflow 3's daily timetable has a
+zero-width data interval, so it is derived explicitly), or the `partition` param; the model is
+trained as of the day after it (`--as-of partition + 1`). Steps: wait until the partition's
+offline and online snapshot checks are stored with no error-severity failure (read from the
+results store, connection `funnelguard_store`); run the label-maturity gate; train under the
+guard (the job builds the delay-aware training set, masks immature labels, stops on an anomaly
+and triages it); evaluate the candidate against the champion; publish the model directory and
+record it in the store as the new champion. Alerts queued by any step are flushed to Slack
+(`funnelguard_slack`). A gate block, a guard stop or a regression fails the run without retry;
+only environment failures (database unreachable) are retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+from airflow.sdk import Param, PokeReturnValue, TriggerRule, dag, get_current_context, task
+
+FAILURE_NOTIFIER = SlackWebhookNotifier(
+    slack_webhook_conn_id="funnelguard_slack",
+    text=(":red_circle: *{{ dag.dag_id }}* task `{{ ti.task_id }}` failed "
+          "(try {{ ti.try_number }})\n{{ exception }}\nLog: {{ ti.log_url }}"),
+)
+
+
+@dag(
+    dag_id="funnelguard_nightly_training",
+    schedule="30 2 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["funnelguard", "training"],
+    doc_md=__doc__,
+    params={
+        "partition": Param(None, type=["null", "string"], format="date",
+                           description="partition (ds) to train through, YYYY-MM-DD; "
+                                       "default: the UTC day before the run"),
+        "train_config": Param(None, type=["null", "string"],
+                              description="training config file (default: the packaged one)"),
+    },
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "execution_timeout": dt.timedelta(hours=1),
+        "on_failure_callback": [FAILURE_NOTIFIER],
+    },
+)
+def funnelguard_nightly_training():
+    @task
+    def resolve_partition() -> str:
+        from funnelguard.airflow_tasks import nightly_partition
+
+        context = get_current_context()
+        return nightly_partition(context["params"], context.get("logical_date"),
+                                 context["dag_run"].run_after)
+
+    @task.sensor(poke_interval=300, timeout=8 * 3600, mode="reschedule")
+    def wait_for_snapshot_checks(partition: str) -> PokeReturnValue:
+        from funnelguard.jobs import snapshot_checks_ready
+
+        done, summary = snapshot_checks_ready(partition)
+        return PokeReturnValue(is_done=done, xcom_value=summary)
+
+    @task
+    def label_gate(partition: str) -> dict:
+        from funnelguard.jobs import label_gate
+
+        return label_gate(partition)
+
+    @task(execution_timeout=dt.timedelta(hours=3))
+    def train(partition: str) -> dict:
+        from funnelguard.jobs import train_candidate
+
+        return train_candidate(partition, get_current_context()["params"].get("train_config"),
+                               run_id=get_current_context()["run_id"])
+
+    @task
+    def evaluate(partition: str, candidate: dict) -> dict:
+        from funnelguard.jobs import evaluate_candidate
+
+        return evaluate_candidate(partition, candidate)
+
+    @task
+    def publish(partition: str, candidate: dict, evaluation: dict) -> dict:
+        from funnelguard.jobs import publish_candidate
+
+        return publish_candidate(partition, candidate, evaluation)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def send_alerts() -> dict:
+        from funnelguard.jobs import flush_alerts
+
+        return flush_alerts()
+
+    partition = resolve_partition()
+    ready = wait_for_snapshot_checks(partition)
+    gate = label_gate(partition)
+    ready >> gate
+    candidate = train(partition)
+    gate >> candidate
+    evaluation = evaluate(partition, candidate)
+    published = publish(partition, candidate, evaluation)
+    published >> send_alerts()
+
+
+funnelguard_nightly_training()

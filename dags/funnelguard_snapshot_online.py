@@ -1,0 +1,113 @@
+"""Snapshot checks of the **online** serving partition (`serving_log`).
+
+Runs when both the serving-log export (`funnelguard://warehouse/serving_log`) and the batch
+feature pipeline (`funnelguard://warehouse/offline_features`) have updated their assets with
+`extra={"partition": "YYYY-MM-DD"}` — the replay-skew join needs both sides of the partition (a
+manual run takes the `partition` param instead). For each partition named: contract
+validation of the served features, drift online vs offline and against the trailing reference
+window with the default-value rate per segment, replay skew (serving_log joined to
+offline_features on impression_id), and freshness and volume. Every result goes to the
+results store (connection `funnelguard_store`); queued alerts are flushed to Slack
+(`funnelguard_slack`) even when a check fails. A failed check fails its task without retry and the run goes red; only environment
+failures (database unreachable) are retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+
+ENVIRONMENT = "online"
+OFFLINE_FEATURES = Asset(name="funnelguard_offline_features",
+                         uri="funnelguard://warehouse/offline_features", group="funnelguard")
+SERVING_LOG = Asset(name="funnelguard_serving_log",
+                    uri="funnelguard://warehouse/serving_log", group="funnelguard")
+
+FAILURE_NOTIFIER = SlackWebhookNotifier(
+    slack_webhook_conn_id="funnelguard_slack",
+    text=(":red_circle: *{{ dag.dag_id }}* task `{{ ti.task_id }}` failed "
+          "(try {{ ti.try_number }})\n{{ exception }}\nLog: {{ ti.log_url }}"),
+)
+
+
+@dag(
+    dag_id="funnelguard_snapshot_online",
+    schedule=(SERVING_LOG & OFFLINE_FEATURES),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["funnelguard", "snapshot", "online"],
+    doc_md=__doc__,
+    params={"partition": Param(None, type=["null", "string"], format="date",
+                               description="partition (ds) for a manual run, YYYY-MM-DD")},
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "execution_timeout": dt.timedelta(minutes=45),
+        "on_failure_callback": [FAILURE_NOTIFIER],
+    },
+)
+def funnelguard_snapshot_online():
+    @task
+    def resolve_partitions() -> list[str]:
+        from funnelguard.airflow_tasks import snapshot_partitions
+
+        context = get_current_context()
+        return snapshot_partitions(context["params"], context["triggering_asset_events"])
+
+    @task
+    def validate(partition: str) -> dict:
+        from funnelguard.jobs import snapshot_check
+
+        return snapshot_check("validate", ENVIRONMENT, partition)
+
+    @task
+    def drift(partition: str) -> dict:
+        from funnelguard.jobs import snapshot_check
+
+        return snapshot_check("drift", ENVIRONMENT, partition)
+
+    @task
+    def skew(partition: str) -> dict:
+        from funnelguard.jobs import snapshot_check
+
+        return snapshot_check("skew", ENVIRONMENT, partition)
+
+    @task
+    def freshness(partition: str) -> dict:
+        from funnelguard.jobs import snapshot_check
+
+        return snapshot_check("freshness", ENVIRONMENT, partition)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def record_snapshot(partitions: list[str]) -> dict:
+        from funnelguard.jobs import record_snapshot
+
+        return record_snapshot(ENVIRONMENT, partitions)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def send_alerts() -> dict:
+        from funnelguard.jobs import flush_alerts
+
+        return flush_alerts()
+
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
+    def checks_failed() -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a snapshot check failed: see the failed tasks and the alert")
+
+    partitions = resolve_partitions()
+    checks = [validate.expand(partition=partitions), drift.expand(partition=partitions),
+              skew.expand(partition=partitions), freshness.expand(partition=partitions)]
+    recorded = record_snapshot(partitions)
+    checks >> recorded >> send_alerts()
+    checks >> checks_failed()
+
+
+funnelguard_snapshot_online()

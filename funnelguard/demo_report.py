@@ -1,0 +1,138 @@
+"""What the demo prints: the warehouse it built, and a summary generated from the results store.
+
+The summary is read back from the store (not from the DAG runs' memory), so it shows what a
+person would find there the next morning: which checks passed, what was flagged and for whom,
+whether training ran and where the reports and the published model are.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = ["warehouse_lines", "print_warehouse", "summary_lines", "print_summary"]
+
+_TABLES = ("impressions", "offline_features", "serving_log", "labels", "oracle")
+
+
+def warehouse_lines(url: str) -> list[str]:
+    """Row counts, partition range and the fault manifest of a simulated warehouse."""
+    from funnelguard.warehouse import connect
+
+    engine = connect(url)
+    insp = sa.inspect(engine)
+    lines = [f"Warehouse {url}"]
+    with engine.connect() as conn:
+        for table in _TABLES:
+            if not insp.has_table(table):
+                continue
+            n, first, last, days = conn.execute(sa.text(
+                f"SELECT COUNT(*), MIN(ds), MAX(ds), COUNT(DISTINCT ds) FROM {table}")).one()
+            lines.append(f"  {table:<17} {n:>9,} rows  {days:>3} partitions  {first} .. {last}")
+        if insp.has_table("fault_manifest"):
+            rows = conn.execute(sa.text(
+                "SELECT fault, spec, feature, task, environment, ds, affected_rows "
+                "FROM fault_manifest ORDER BY id")).all()
+            lines.append(f"  faults injected: {len(rows) or 'none'}")
+            for fault, spec, feature, task, env, ds, n in rows:
+                about = ", ".join(x for x in (feature, task, env) if x)
+                lines.append(f"    {fault} ({about}) on {ds}: {n:,} rows changed  [{spec}]")
+    engine.dispose()
+    return lines
+
+
+def print_warehouse(url: str) -> None:
+    print("\n".join(warehouse_lines(url)), flush=True)
+
+
+def _owner(dataset: str, feature: str | None) -> str:
+    if not feature:
+        return ""
+    try:
+        from contracts import load_contract
+
+        owner = load_contract(dataset or "ranking_features").owner_of(feature)
+    except Exception:  # noqa: BLE001 - an owner is a nicety in a summary, never a failure
+        return ""
+    return f" → {owner.team} {owner.mention}".rstrip() if owner else ""
+
+
+def _run_lines(store) -> list[str]:
+    from monitors.store.models import FindingRow, Run
+
+    lines: list[str] = []
+    with store.session() as s:
+        runs = list(s.scalars(sa.select(Run).order_by(Run.partition, Run.id)))
+        for partition in sorted({r.partition for r in runs}):
+            mine = [r for r in runs if r.partition == partition and r.command != "snapshot_checks"]
+            if not mine:
+                continue
+            verdicts = ", ".join(f"{r.command}{'/' + r.environment if r.environment else ''} "
+                                 f"{r.status.upper() if r.status != 'pass' else 'pass'}"
+                                 for r in mine)
+            lines.append(f"  {partition}: {verdicts}")
+            for r in mine:
+                failed = list(s.scalars(sa.select(FindingRow).where(
+                    FindingRow.run_id == r.id, FindingRow.passed.is_(False))
+                    .order_by(FindingRow.severity, FindingRow.id)))
+                passed = s.scalar(sa.select(sa.func.count()).where(
+                    FindingRow.run_id == r.id, FindingRow.passed.is_(True)))
+                if r.status == "error":
+                    lines.append(f"      {r.command}: could not run: {r.error_message}")
+                for f in failed[:6]:
+                    where = " ".join(x for x in (f.environment, f.feature, f.task, f.segment) if x)
+                    lines.append(f"      {f.severity.upper():<7} {r.command} {f.check} {where}: "
+                                 f"{f.message}{_owner(r.dataset, f.feature)}")
+                if len(failed) > 6:
+                    lines.append(f"      ... and {len(failed) - 6} more not passed in {r.command}")
+                if failed:
+                    lines.append(f"      ({passed} checks of {r.command} passed)")
+    return lines
+
+
+def _model_lines(store) -> list[str]:
+    from monitors.store.models import ModelRow, TrainingRun
+
+    lines = []
+    with store.session() as s:
+        for t in s.scalars(sa.select(TrainingRun).order_by(TrainingRun.id)):
+            verdict = f", guard: {t.anomaly} → triage {t.verdict}" if t.anomaly else ""
+            lines.append(f"  training as of {t.as_of}: {t.status}{verdict} ({t.out_dir})")
+        for m in s.scalars(sa.select(ModelRow).order_by(ModelRow.id)):
+            lines.append(f"  model {m.version}{' (champion)' if m.is_champion else ''}: {m.path}")
+    return lines or ["  no model published"]
+
+
+def summary_lines(store_url: str, output: Path, states: Sequence[tuple[str, str, str]],
+                  slack: Sequence[dict[str, Any]] | None) -> list[str]:
+    """The demo's closing summary (see the module docstring)."""
+    from funnelguard.slack_sink import message_text
+    from monitors.store import open_store
+
+    store = open_store(store_url)
+    lines = ["", "=" * 78, "funnelguard demo summary (from the results store "
+             f"{store_url})", "=" * 78, "DAG runs:"]
+    lines += [f"  {dag:<32} {partition}  {state}" for dag, partition, state in states]
+    lines += ["Checks by partition (failures with their owners):", *_run_lines(store)]
+    lines += ["Training and models:", *_model_lines(store)]
+    reports = sorted(output.glob("reports/**/*.html"))
+    lines.append(f"Reports: {len(reports)} HTML files under {output / 'reports'}")
+    lines += [f"  {p.relative_to(output)}" for p in reports[:8]]
+    if slack is not None:
+        kinds = Counter("failure notice" if "failed" in message_text(b)[:200] else "alert"
+                        for b in slack)
+        lines.append(f"Slack (local sink): {len(slack)} messages received "
+                     f"({', '.join(f'{n} {k}' for k, n in kinds.items()) or 'none'})")
+        for body in slack:
+            text = " ".join(message_text(body).split())
+            lines.append(f"  > {text[:300]}{'…' if len(text) > 300 else ''}")
+    return lines
+
+
+def print_summary(store_url: str, output: Path, states: Sequence[tuple[str, str, str]],
+                  slack: Sequence[dict[str, Any]] | None) -> None:
+    print("\n".join(summary_lines(store_url, output, states, slack)), flush=True)
