@@ -47,7 +47,8 @@ def build_net(config: TrainConfig, encoder: FeatureEncoder,
 
 def _write_json(path: Path, doc: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    # No sort_keys: the order of id columns and vocabularies is the tensor layout.
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     tmp.replace(path)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from model.config import TrainConfig
 from model.encoding import FeatureEncoder
 from model.errors import TrainingAnomaly
 from model.state import latest_checkpoint, read_checkpoint
-from model.training import Trainer
+from model.training import StepStats, Trainer
 from model.triage import TriageResult, triage
 
 __all__ = ["run_training", "fingerprint_of", "summary_lines"]
@@ -103,9 +104,18 @@ def _holdout_losses(trainer: Trainer, frame: pd.DataFrame, encoder: FeatureEncod
 
 
 def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
-                 store_url: str | None = None) -> RunResult:
-    """Train on a TrainingSet (or anything with ``frame``, ``as_of``, ``description``,
-    ``downsample_rate``), writing the model directory or a forensic bundle under ``out``."""
+                 store_url: str | None = None,
+                 on_step: Callable[[StepStats], None] | None = None) -> RunResult:
+    """Train on a TrainingSet, writing the model directory or a forensic bundle under ``out``.
+
+    Args:
+        training_set: a ``model.trainset.TrainingSet`` (or anything with ``frame``, ``as_of``,
+            ``description`` and ``downsample_rate``).
+        out: the model directory; also holds checkpoints, TensorBoard events and forensics.
+        config: the training config.
+        store_url: results store for ``fg_training_runs`` / ``fg_models`` (None: not recorded).
+        on_step: called after every step (progress reporting).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     as_of = str(training_set.as_of)
@@ -118,7 +128,7 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
     data = tensors_for(train, encoder, tasks)
     base_rates = data.base_rates()
     net = build_net(config, encoder, base_rates)
-    trainer = Trainer(net, data, config, out_dir=out)
+    trainer = Trainer(net, data, config, out_dir=out, on_step=on_step)
     fingerprint = fingerprint_of(config, train, as_of)
     trainer.fingerprint = {"fingerprint": fingerprint, "as_of": as_of}
     pointer = latest_checkpoint(out)
