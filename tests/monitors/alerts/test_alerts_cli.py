@@ -72,3 +72,15 @@ def test_flush_exit_codes_and_json(run_cli, cli_store, tmp_path, monkeypatch, re
 def test_flush_with_an_empty_outbox_needs_no_slack(run_cli, store_url, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_FUNNELGUARD_SLACK", raising=False)
     assert run_cli("alerts", "flush", "--store", store_url)[0] == 0
+
+
+def test_registering_the_command_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    probe = ("import sys, funnelguard.cli, monitors.alerts.cli, monitors.alerts; "
+             "print(sorted(m for m in ('airflow', 'pandas', 'torch', 'evidently', 'pandera') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
