@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from funnelguard.warehouse import TIMESTAMP_COLUMNS, TASKS, connect, feature_names
+from funnelguard.warehouse import TASKS, TIMESTAMP_COLUMNS, connect, feature_names
 
 TABLES = ("impressions", "offline_features", "serving_log", "labels", "oracle")
 ENV_TABLE = {"offline": "offline_features", "online": "serving_log", "impressions": "impressions",
@@ -48,6 +48,8 @@ def read_warehouse(url: str) -> dict[str, pd.DataFrame]:
 def cells_differ(a: pd.Series, b: pd.Series) -> np.ndarray:
     """Element-wise "not the same value" treating NULL == NULL and inf == inf."""
     a_null, b_null = a.isna().to_numpy(), b.isna().to_numpy()
+    if isinstance(a.dtype, pd.DatetimeTZDtype):
+        a, b = a.dt.tz_convert(None), b.dt.tz_convert(None)
     with np.errstate(invalid="ignore"):
         equal = (a.to_numpy() == b.to_numpy())
     return ~((a_null & b_null) | (~a_null & ~b_null & equal))
@@ -55,3 +57,28 @@ def cells_differ(a: pd.Series, b: pd.Series) -> np.ndarray:
 
 __all__ = ["read_tables", "read_warehouse", "cells_differ", "TABLES", "ENV_TABLE", "SCORES",
            "feature_names"]
+
+
+def changed_cells(clean: dict[str, pd.DataFrame], faulted: dict[str, pd.DataFrame]
+                  ) -> tuple[dict[tuple[str, str, object], int], dict[str, np.ndarray]]:
+    """Cells that differ between two warehouses with the same impressions.
+
+    Duplicated rows of ``faulted`` (exact copies) are dropped first. Returns a count of changed
+    rows per ``(table, column, ds)`` and, per table, the mask of rows with any changed cell.
+    """
+    counts: dict[tuple[str, str, object], int] = {}
+    rows: dict[str, np.ndarray] = {}
+    for name in TABLES:
+        c = clean[name]
+        f = faulted[name].drop_duplicates(ignore_index=True)
+        assert len(c) == len(f), f"{name}: {len(f)} distinct rows, clean has {len(c)}"
+        assert (c["impression_id"].to_numpy() == f["impression_id"].to_numpy()).all()
+        any_row = np.zeros(len(c), dtype=bool)
+        for col in c.columns:
+            diff = cells_differ(c[col], f[col])
+            any_row |= diff
+            if diff.any():
+                for ds, n in pd.Series(c["ds"][diff]).value_counts().items():
+                    counts[(name, col, ds)] = int(n)
+        rows[name] = any_row
+    return counts, rows
