@@ -2,7 +2,7 @@
 
 Types map to Pandera dtypes with coercion (``integer`` and ``number`` to float64, so that nulls
 and ±inf stay visible instead of failing coercion; whole numbers are a separate ``integral``
-check), nullability to ``nullable``, keys to ``unique``, ranges and allowed values to our
+check; strings to a registered ``string_values`` check, vectorized where Pandera's is not), nullability to ``nullable``, keys to ``unique``, ranges and allowed values to our
 registered checks that spare the default (:mod:`contracts.checks`), and the maximum default rate
 to a registered ``max_default_rate`` check. The schema is plain data: ``to_yaml`` round-trips it.
 """
@@ -19,7 +19,7 @@ __all__ = ["compile_schema", "compile_column"]
 _DTYPES = {
     "integer": ("float64", True),
     "number": ("float64", True),
-    "string": (str, False),
+    "string": (None, False),  # the registered string_values check (fast on clean columns)
     "boolean": ("boolean", True),
     "timestamp": ("datetime64[ns, UTC]", True),
     "date": (None, False),
@@ -31,6 +31,8 @@ def compile_column(f: FieldContract, environment: str, *, unique: bool = True,
     """One field's column: dtype, nullability, uniqueness and checks for ``environment``."""
     dtype, coerce = _DTYPES[f.logical_type]
     checks: list[pa.Check] = []
+    if f.logical_type == "string":
+        checks.append(pa.Check.string_values())
     if f.is_numeric:
         checks.append(pa.Check.finite())
         if f.logical_type == "integer":
