@@ -131,7 +131,7 @@ def _numeric_match(a: np.ndarray, b: np.ndarray, abs_tol: float, rel_tol: float)
     with np.errstate(invalid="ignore", over="ignore"):
         both_null = np.isnan(a) & np.isnan(b)
         limit = np.maximum(abs_tol, rel_tol * np.maximum(np.abs(a), np.abs(b)))
-        close = np.abs(a - b) <= limit + _SLACK * np.maximum(1.0, limit)
+        close = np.isfinite(a) & np.isfinite(b) & (np.abs(a - b) <= limit + _SLACK * np.maximum(1.0, limit))
         return both_null | (a == b) | close
 
 
