@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from funnelguard.warehouse import TASKS, as_of_timestamp, read_range, require_columns
+from funnelguard.warehouse import TASKS, as_of_timestamp, require_columns
 from monitors.maturity.errors import LabelFrameError, MaturityConfigError
 
 if TYPE_CHECKING:
@@ -113,7 +113,10 @@ def _to_utc(series: pd.Series, column: str) -> pd.Series:
             return series.dt.tz_localize("UTC")
         return series.dt.tz_convert("UTC")
     try:
-        # Hand-built frames may mix naive (UTC) and aware values: normalise one by one.
+        return pd.to_datetime(series, utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        pass  # mixed objects (naive and aware Timestamps): normalise one by one
+    try:
         return pd.to_datetime(series.map(_one_utc), utc=True)
     except (ValueError, TypeError) as exc:
         raise LabelFrameError(
@@ -151,21 +154,40 @@ def normalise_label_frame(frame: pd.DataFrame, tasks: tuple[str, ...] = TASKS) -
 
 
 def read_label_frame(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Impressions with ``start <= ds <= end`` left-joined to their labels row.
+    """Impressions with ``start <= ds <= end`` left-joined to their labels row, in one query.
 
     An impression without a labels row has no observed event for any task (its
-    ``{task}_loaded_at`` are null); the count is kept in ``frame.attrs['missing_label_rows']``.
+    ``{task}_loaded_at`` are null); the count is kept in ``frame.attrs['missing_label_rows']``,
+    and repeated impression ids (one row is kept) in ``frame.attrs['duplicate_label_rows']``.
+    Timestamps are fetched raw and parsed vectorised (SQLite returns text).
     """
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from funnelguard.errors import EnvironmentFailure
+
     label_cols = [f"{t}_{s}" for t in TASKS for s in ("ts", "loaded_at")]
+    require_columns(engine, "impressions", ["impression_id", "ds", "event_ts"])
     require_columns(engine, "labels", ["impression_id", "ds", *label_cols])
-    impressions = read_range(engine, "impressions", start, end, ["impression_id", "ds", "event_ts"])
-    labels = read_range(engine, "labels", start, end, ["impression_id", *label_cols])
-    labels = labels.drop_duplicates("impression_id", keep="first")
-    frame = impressions.merge(labels, on="impression_id", how="left", indicator=True)
-    missing = int((frame.pop("_merge") == "left_only").sum())
+    stmt = sa.text(
+        "SELECT i.impression_id, i.event_ts, "
+        + ", ".join(f"l.{c}" for c in label_cols)
+        + ", CASE WHEN l.impression_id IS NULL THEN 1 ELSE 0 END AS no_label_row"
+        " FROM impressions i LEFT JOIN labels l ON l.impression_id = i.impression_id"
+        " WHERE i.ds >= :start AND i.ds <= :end"
+    ).bindparams(sa.bindparam("start", type_=sa.Date), sa.bindparam("end", type_=sa.Date))
+    try:
+        with engine.connect() as conn:
+            frame = pd.read_sql(stmt, conn, params={"start": start, "end": end})
+    except sa.exc.OperationalError as exc:
+        raise EnvironmentFailure(f"reading impressions and labels failed: {exc.orig}") from exc
+    duplicates = int(frame["impression_id"].duplicated().sum())
+    frame = frame.drop_duplicates("impression_id", keep="first")
+    missing = int(frame.pop("no_label_row").sum())
     frame = normalise_label_frame(frame)
     frame.attrs["missing_label_rows"] = missing
-    return frame
+    frame.attrs["duplicate_label_rows"] = duplicates
+    return frame.reset_index(drop=True)
 
 
 def resolve_labels(
