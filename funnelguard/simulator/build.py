@@ -63,10 +63,14 @@ class SimSummary:
         else:
             lines.append(f"no matured cohort yet (labels are final {LABELS_FINAL_AFTER_DAYS} days "
                          "after the impression)")
+        grouped: dict[tuple, list[ManifestEntry]] = {}
         for m in self.manifest:
-            what = m.feature or m.task or "rows"
-            lines.append(f"fault {m.spec}: {what} {m.environment or ''} {m.ds or ''} "
-                         f"{m.affected_rows:,} rows")
+            grouped.setdefault((m.spec, m.feature or m.task or "rows", m.environment), []).append(m)
+        for (spec, what, env), entries in grouped.items():
+            days = sorted(str(m.ds) for m in entries if m.ds)
+            span = days[0] if len(set(days)) == 1 else f"{days[0]}..{days[-1]}" if days else ""
+            rows = sum(m.affected_rows for m in entries)
+            lines.append(f"fault {spec}: {what} {env or ''} {span} {rows:,} rows")
         return "\n".join(lines)
 
 
