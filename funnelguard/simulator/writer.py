@@ -84,6 +84,25 @@ def _column_values(column: sa.Column, values: np.ndarray, dialect: str) -> list:
     return _texts(values)
 
 
+def _csv_column(column: sa.Column, values: np.ndarray) -> np.ndarray | pd.Series:
+    """One column as PostgreSQL CSV text input (NULL = unquoted empty field)."""
+    import pandas as pd
+
+    kind = column.type
+    if isinstance(kind, sa.Date):
+        return np.datetime_as_string(np.asarray(values, dtype=np.int64).astype("datetime64[D]"))
+    if isinstance(kind, UTCDateTime):
+        micros = np.asarray(values, dtype=np.int64)
+        text = np.char.add(np.datetime_as_string(np.maximum(micros, 0).astype("datetime64[us]"),
+                                                 unit="us"), "+00").astype(object)
+        text[micros < 0] = None
+        return text
+    if isinstance(kind, sa.Integer):
+        return pd.array(np.asarray(values), dtype="Int64") if np.asarray(values).dtype.kind == "f" \
+            else np.asarray(values)
+    return values
+
+
 def write_table(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, *, bar=None) -> int:
     """Insert every row of ``frame`` into ``table`` (columns by name, in the table's order).
 
@@ -100,22 +119,26 @@ def write_table(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, *, ba
     dialect = conn.dialect.name
     for start in range(0, len(frame), CHUNK_ROWS):
         chunk = frame.iloc[start:start + CHUNK_ROWS]
-        data = [_column_values(c, chunk[c.name].to_numpy(), dialect) for c in columns]
-        rows = list(zip(*data, strict=True))
         if dialect == "postgresql":
-            _copy_rows(conn, table.name, [c.name for c in columns], rows)
+            _copy_csv(conn, table.name, columns, chunk)
         else:
+            data = [_column_values(c, chunk[c.name].to_numpy(), dialect) for c in columns]
             names = ", ".join(f'"{c.name}"' for c in columns)
             marks = ", ".join("?" for _ in columns)
-            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
+            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
+                                 list(zip(*data, strict=True)))
         if bar is not None:
-            bar.update(len(rows))
+            bar.update(len(chunk))
     return len(frame)
 
 
-def _copy_rows(conn: sa.Connection, table: str, names: list[str], rows: list[tuple]) -> None:
+def _copy_csv(conn: sa.Connection, table: str, columns: list[sa.Column], chunk: pd.DataFrame) -> None:
+    """``COPY ... FROM STDIN (FORMAT csv)`` of one chunk; floats keep full precision and +-inf."""
+    import pandas as pd
+
+    text = pd.DataFrame({c.name: _csv_column(c, chunk[c.name].to_numpy()) for c in columns})
+    body = text.to_csv(header=False, index=False, na_rep="", float_format=None)
     cursor = conn.connection.driver_connection.cursor()
-    cols = ", ".join(f'"{n}"' for n in names)
-    with cursor.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(row)
+    cols = ", ".join(f'"{c.name}"' for c in columns)
+    with cursor.copy(f'COPY "{table}" ({cols}) FROM STDIN (FORMAT csv)') as copy:
+        copy.write(body)
