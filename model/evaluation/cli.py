@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _model_name(resolved) -> str:
     version = getattr(resolved.scorer, "version", None)
-    return str(version) if version else resolved.name
+    return str(version) if version and version != "unknown" else resolved.name
 
 
 def _evaluate(args: argparse.Namespace):
