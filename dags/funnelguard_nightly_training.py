@@ -41,6 +41,10 @@ FAILURE_NOTIFIER = SlackWebhookNotifier(
                                        "default: the UTC day before the run"),
         "train_config": Param(None, type=["null", "string"],
                               description="training config file (default: the packaged one)"),
+        "wait_for_snapshot_checks": Param(
+            True, type="boolean",
+            description="hold training until the partition's snapshot checks are stored and "
+                        "clean; turn off only to retrain after the on-call has cleared a finding"),
     },
     default_args={
         "owner": "ml-platform",
@@ -64,6 +68,9 @@ def funnelguard_nightly_training():
     def wait_for_snapshot_checks(partition: str) -> PokeReturnValue:
         from funnelguard.jobs import snapshot_checks_ready
 
+        if not get_current_context()["params"]["wait_for_snapshot_checks"]:
+            print("not waiting for the snapshot checks: wait_for_snapshot_checks is off")
+            return PokeReturnValue(is_done=True, xcom_value={"partition": partition, "waited": False})
         done, summary = snapshot_checks_ready(partition)
         return PokeReturnValue(is_done=done, xcom_value=summary)
 
@@ -77,8 +84,9 @@ def funnelguard_nightly_training():
     def train(partition: str) -> dict:
         from funnelguard.jobs import train_candidate
 
-        return train_candidate(partition, get_current_context()["params"].get("train_config"),
-                               run_id=get_current_context()["run_id"])
+        context = get_current_context()
+        return train_candidate(partition, context["params"]["train_config"],
+                               run_id=context["run_id"])
 
     @task
     def evaluate(partition: str, candidate: dict) -> dict:
@@ -98,15 +106,21 @@ def funnelguard_nightly_training():
 
         return flush_alerts()
 
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
+    def training_failed() -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("the nightly training did not publish: see the failed step")
+
     partition = resolve_partition()
     ready = wait_for_snapshot_checks(partition)
     gate = label_gate(partition)
-    ready >> gate
     candidate = train(partition)
-    gate >> candidate
     evaluation = evaluate(partition, candidate)
     published = publish(partition, candidate, evaluation)
-    published >> send_alerts()
-
+    ready >> gate >> candidate
+    steps = [partition, ready, gate, candidate, evaluation, published]
+    steps >> send_alerts()
+    steps >> training_failed()
 
 funnelguard_nightly_training()

@@ -2,10 +2,12 @@
 
 Runs when the batch feature pipeline updates the asset `funnelguard://warehouse/offline_features`
 with `extra={"partition": "YYYY-MM-DD"}` (a manual run takes the `partition` param instead).
-For each partition named: contract validation, drift against the trailing reference window,
-and freshness and volume. Every result goes to the results store (connection
-`funnelguard_store`); queued alerts are flushed to Slack (`funnelguard_slack`) even when a check
-fails. A failed check fails its task without retry and the run goes red; only environment
+For each partition named: validation of the offline features against the `ranking_features`
+contract and of the impressions against the `impressions` contract. (Drift, default-value rate,
+replay skew, freshness and volume compare offline with online, so the online snapshot DAG runs
+them once both sides of the partition have landed.) Every result goes to the results store
+(connection `funnelguard_store`); queued alerts are flushed to Slack (`funnelguard_slack`) even
+when a check fails. A failed check fails its task without retry and the run goes red; only environment
 failures (database unreachable) are retried.
 """
 
@@ -56,22 +58,16 @@ def funnelguard_snapshot_offline():
         return snapshot_partitions(context["params"], context["triggering_asset_events"])
 
     @task
-    def validate(partition: str) -> dict:
+    def validate_features(partition: str) -> dict:
         from funnelguard.jobs import snapshot_check
 
-        return snapshot_check("validate", ENVIRONMENT, partition)
+        return snapshot_check("validate_features", ENVIRONMENT, partition)
 
     @task
-    def drift(partition: str) -> dict:
+    def validate_impressions(partition: str) -> dict:
         from funnelguard.jobs import snapshot_check
 
-        return snapshot_check("drift", ENVIRONMENT, partition)
-
-    @task
-    def freshness(partition: str) -> dict:
-        from funnelguard.jobs import snapshot_check
-
-        return snapshot_check("freshness", ENVIRONMENT, partition)
+        return snapshot_check("validate_impressions", ENVIRONMENT, partition)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def record_snapshot(partitions: list[str]) -> dict:
@@ -92,8 +88,8 @@ def funnelguard_snapshot_offline():
         raise AirflowFailException("a snapshot check failed: see the failed tasks and the alert")
 
     partitions = resolve_partitions()
-    checks = [validate.expand(partition=partitions), drift.expand(partition=partitions),
-              freshness.expand(partition=partitions)]
+    checks = [validate_features.expand(partition=partitions),
+              validate_impressions.expand(partition=partitions)]
     recorded = record_snapshot(partitions)
     checks >> recorded >> send_alerts()
     checks >> checks_failed()

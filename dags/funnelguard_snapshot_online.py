@@ -61,10 +61,10 @@ def funnelguard_snapshot_online():
         return snapshot_partitions(context["params"], context["triggering_asset_events"])
 
     @task
-    def validate(partition: str) -> dict:
+    def validate_features(partition: str) -> dict:
         from funnelguard.jobs import snapshot_check
 
-        return snapshot_check("validate", ENVIRONMENT, partition)
+        return snapshot_check("validate_features", ENVIRONMENT, partition)
 
     @task
     def drift(partition: str) -> dict:
@@ -103,7 +103,7 @@ def funnelguard_snapshot_online():
         raise AirflowFailException("a snapshot check failed: see the failed tasks and the alert")
 
     partitions = resolve_partitions()
-    checks = [validate.expand(partition=partitions), drift.expand(partition=partitions),
+    checks = [validate_features.expand(partition=partitions), drift.expand(partition=partitions),
               skew.expand(partition=partitions), freshness.expand(partition=partitions)]
     recorded = record_snapshot(partitions)
     checks >> recorded >> send_alerts()

@@ -28,7 +28,8 @@ from pathlib import Path
 from funnelguard.demo_report import print_summary, print_warehouse
 from funnelguard.slack_sink import SlackSink
 
-__all__ = ["DEMO_FAULTS", "DemoPaths", "build_warehouse", "airflow_environment", "main"]
+__all__ = ["DEMO_FAULTS", "DemoPaths", "build_warehouse", "airflow_environment", "quick_retries",
+           "run_dags", "main"]
 
 DEMO_START = dt.date(2026, 10, 1)
 DEMO_FAULTS: tuple[str, ...] = ("serving_default:feature=approval_odds,device_type=android",)
@@ -46,7 +47,7 @@ class DemoPaths:
         self.warehouse = self.state / "demo" / "warehouse.db"
         self.store = self.state / "demo" / "results.db"
         self.airflow_home = self.state / "airflow"
-        self.dags = self.root / "dags"
+        self.dags = Path(__file__).resolve().parents[1] / "dags"
         self.output = output.resolve()
 
     @property
@@ -113,6 +114,15 @@ def _migrate_airflow(env: dict[str, str]) -> None:
                          f"{done.stderr[-2000:]}")
 
 
+def quick_retries(dag, delay: dt.timedelta = dt.timedelta(seconds=5)) -> None:
+    """One quick retry per task: ``dag.test()`` really sleeps ``retry_delay`` (5 minutes in
+    the DAG files), which a demo on a laptop or a test should not."""
+    for task in dag.tasks:
+        task.retries = min(task.retries, 1)
+        task.retry_delay = delay
+        task.retry_exponential_backoff = False
+
+
 def run_dags(paths: DemoPaths, nights: Sequence[dt.date], train_config: str | None) -> list[tuple[str, str, str]]:
     """Run the three DAGs with ``dag.test()`` for each night; returns (dag, partition, state)."""
     from airflow.dag_processing.dagbag import DagBag
@@ -128,7 +138,9 @@ def run_dags(paths: DemoPaths, nights: Sequence[dt.date], train_config: str | No
                 conf["train_config"] = train_config
             started = time.monotonic()
             print(f"\n=== {dag_id} partition={night} (airflow dag.test) ===", flush=True)
-            run = bag.get_dag(dag_id).test(run_conf=conf)
+            dag = bag.get_dag(dag_id)
+            quick_retries(dag)
+            run = dag.test(run_conf=conf)
             state = str(getattr(run.state, "value", run.state))
             print(f"=== {dag_id} {night}: {state} in {time.monotonic() - started:.0f} s ===",
                   flush=True)

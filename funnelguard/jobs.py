@@ -33,11 +33,13 @@ __all__ = [
     "publish_candidate",
 ]
 
-# What each snapshot DAG runs. Drift online compares serving_log with offline_features of the
-# same day and each with its trailing window (default-value rate per segment included).
+# What each snapshot DAG runs (the DAG's task ids). The offline snapshot is validated on its
+# own as soon as it lands; drift (online vs offline and each vs its trailing window, with the
+# default-value rate per segment), replay skew and freshness/volume compare both environments,
+# so they run in the online DAG, which waits for both assets.
 SNAPSHOT_CHECKS: Mapping[str, tuple[str, ...]] = {
-    "offline": ("validate", "drift", "freshness"),
-    "online": ("validate", "drift", "skew", "freshness"),
+    "offline": ("validate_features", "validate_impressions"),
+    "online": ("validate_features", "drift", "skew", "freshness"),
 }
 
 
@@ -56,20 +58,21 @@ def snapshot_argv(check: str, environment: str, partition: str, *, warehouse: st
         partition: the partition (ds), ISO.
         warehouse, store: SQLAlchemy URLs.
         root: the output folder.
+
+    Raises:
+        ValueError: ``check`` is not one of the environment's checks.
     """
     if check not in SNAPSHOT_CHECKS.get(environment, ()):
         raise ValueError(f"expected a check of {dict(SNAPSHOT_CHECKS)}, found {check!r} for "
                          f"environment {environment!r}")
-    reports = root / "reports" / partition / environment
     common = ["--warehouse", warehouse, "--date", partition, "--store", store,
               "--json", str(root / "results" / partition / environment / f"{check}.json")]
-    if check == "validate":
+    if check == "validate_features":
         return ["validate", "--env", environment, *common]
-    if check == "drift":
-        return ["drift", "--env", environment, *common, "--html", str(reports)]
-    if check == "skew":
-        return ["skew", *common, "--html", str(reports)]
-    return ["freshness", "--env", environment, *common]
+    if check == "validate_impressions":
+        return ["validate", "--contract", "impressions", "--env", environment, *common]
+    # drift, skew, freshness: both environments of ranking_features, HTML beside the results
+    return [check, *common, "--html", str(root / "reports" / partition)]
 
 
 def snapshot_check(check: str, environment: str, partition: str) -> Mapping[str, Any]:

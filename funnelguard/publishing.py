@@ -3,8 +3,9 @@
 The nightly job trains a candidate into a scratch directory; once it has passed the guard and
 the evaluation against the champion, :func:`publish_model` copies it to
 ``PUBLISHED_ROOT/VERSION`` and records it in ``fg_models`` as the only champion, in one
-transaction. The version is derived from the as-of date, so a rerun of the same night replaces
-its model instead of adding one.
+transaction. The version is the one ``funnelguard train`` recorded for the directory (its row
+is moved to the published path), else one derived from the as-of date; either way a rerun of
+the same night replaces its model instead of adding one.
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ def champion(store) -> PublishedModel | None:
     return PublishedModel(row.version, row.path, row.as_of, row.is_champion)
 
 
+def _trained_row(session, out_dir: str):
+    """The ``fg_models`` row ``funnelguard train`` wrote for this directory, if any."""
+    from monitors.store.models import ModelRow
+
+    return session.scalars(sa.select(ModelRow).where(ModelRow.path == out_dir)
+                           .order_by(ModelRow.id.desc())).first()
+
+
 def _training_run_id(session, out_dir: str) -> int | None:
     from monitors.store.models import TrainingRun
 
@@ -74,7 +83,9 @@ def publish_model(store, *, model_dir: str | Path, as_of: str, published_root: s
     source = Path(model_dir)
     if not source.is_dir():
         raise InputError(f"expected a trained model directory to publish, found nothing at {source}")
-    version = model_version(as_of)
+    with store.session() as s:
+        trained = _trained_row(s, str(source))
+        version = trained.version if trained is not None else model_version(as_of)
     target = Path(published_root).resolve() / version
     staging = target.with_name(target.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
@@ -84,12 +95,13 @@ def publish_model(store, *, model_dir: str | Path, as_of: str, published_root: s
     with store.session() as s, s.begin():
         s.execute(sa.update(ModelRow).values(is_champion=False))
         row = s.scalars(sa.select(ModelRow).where(ModelRow.version == version)).one_or_none()
+        run_id = _training_run_id(s, str(source))
         if row is None:
-            row = ModelRow(version=version)
+            row = ModelRow(version=version, path=str(target), as_of=as_of)
             s.add(row)
+        row.training_run_id = row.training_run_id or run_id
         row.path = str(target)
         row.as_of = as_of
         row.is_champion = True
-        row.metrics = dict(metrics or {})
-        row.training_run_id = _training_run_id(s, str(Path(model_dir).resolve()))
+        row.metrics = {**(row.metrics or {}), **(metrics or {})}
     return PublishedModel(version, str(target), as_of, True)

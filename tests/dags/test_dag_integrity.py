@@ -117,7 +117,7 @@ def test_dag_conventions(parsed, dag_id):
     for task_id, task in dag["tasks"].items():
         assert task["owner"] == "ml-platform", task_id
         assert task["timeout"] and task["timeout"] > 0, task_id
-        if task_id != "checks_failed":
+        if task_id not in ("checks_failed", "training_failed"):
             assert task["retries"] >= 1, task_id
             assert task["on_failure"] >= 1, f"{task_id} has no Slack failure notifier"
 

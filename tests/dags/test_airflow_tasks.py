@@ -1,0 +1,137 @@
+"""The task runner's exit-code policy and partition resolution (no DAG run needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from funnelguard.airflow_tasks import (
+    EnvironmentRetry,
+    failure_summary,
+    nightly_partition,
+    outcome_of,
+    raise_for,
+    run_command,
+    snapshot_partitions,
+)
+from funnelguard.findings import ErrorInfo, Finding, RunResult
+
+FAILED = RunResult(
+    command="drift", partition="2026-10-24", dataset="ranking_features",
+    findings=(
+        Finding("default_rate", False, "error", feature="approval_odds", environment="online",
+                segment="device_type=android", value=0.97, threshold=0.05, count=588,
+                message="approval_odds default rate online 97.0 % vs offline 0.0 %",
+                examples=("secret-user-1",)),
+        Finding("drift", False, "warning", feature="credit_score", environment="online",
+                message="credit_score drifted"),
+        Finding("drift", True, "error", feature="item_apr", environment="online_vs_offline"),
+    ),
+    artifacts={"drift_report": "/out/reports/2026-10-24/drift.html"},
+)
+
+
+def test_exit_0_succeeds_with_ids_and_paths_only():
+    ok = RunResult("gate", "2026-10-25", findings=(Finding("gate", True, "error"),),
+                   artifacts={"gate_report": "/x.html"})
+    outcome = outcome_of(0, ok)
+    assert outcome.action == "succeed"
+    assert raise_for(outcome) == {"command": "gate", "partition": "2026-10-25", "dataset": None,
+                                  "environment": None, "status": "pass",
+                                  "artifacts": {"gate_report": "/x.html"}}
+
+
+def test_exit_1_fails_without_retry_and_names_the_failure():
+    outcome = outcome_of(1, FAILED)
+    assert outcome.action == "fail"
+    with pytest.raises(AirflowFailException) as caught:
+        raise_for(outcome)
+    text = str(caught.value)
+    assert "funnelguard drift 2026-10-24 (ranking_features): fail, 1 of 3 checks failed (1 warnings)" in text
+    assert "default_rate online approval_odds device_type=android" in text
+    assert "drift_report: /out/reports/2026-10-24/drift.html" in text
+    assert "secret-user-1" not in text, "examples may hold PII: never in a summary"
+
+
+def test_exit_2_fails_without_retry_with_the_input_error():
+    bad = RunResult("validate", "2026-10-24",
+                    error=ErrorInfo("input", "expected table 'serving_log' in warehouse x, found no such table"))
+    with pytest.raises(AirflowFailException, match="input error: expected table 'serving_log'"):
+        raise_for(outcome_of(2, bad))
+
+
+def test_exit_3_raises_a_plain_exception_so_airflow_retries():
+    down = RunResult("skew", "2026-10-24", error=ErrorInfo("environment", "database unreachable at pg"))
+    with pytest.raises(EnvironmentRetry, match="database unreachable") as caught:
+        raise_for(outcome_of(3, down))
+    assert not isinstance(caught.value, AirflowFailException)
+
+
+def test_triage_verdict_is_in_the_summary():
+    stopped = RunResult("train", "2026-10-25", dataset="training", findings=(
+        Finding("triage", False, "error", feature="user_ctr_30d", value="data",
+                message="Training stopped at step 12: non_finite_loss"),))
+    assert "triage verdict=data user_ctr_30d: Training stopped at step 12" in failure_summary(stopped)
+
+
+def test_summary_lists_at_most_max_lines_and_counts_the_rest():
+    many = RunResult("validate", "2026-10-24", findings=tuple(
+        Finding("range", False, "error", feature=f"f{i}", message="out of range") for i in range(12)))
+    text = failure_summary(many, max_lines=3)
+    assert text.count("- range") == 3
+    assert "- ... and 9 more" in text
+
+
+def test_run_command_in_process_maps_a_bad_warehouse_to_fail_and_stores_the_error(tmp_path):
+    store = f"sqlite:///{tmp_path / 'results.db'}"
+    with pytest.raises(AirflowFailException, match="expected an existing SQLite database"):
+        run_command(["gate", "--warehouse", f"sqlite:///{tmp_path / 'missing.db'}",
+                     "--as-of", "2026-10-25", "--store", store], store_url=store,
+                    environment="offline")
+    from monitors.store import open_store
+
+    runs = open_store(store).runs(partition="2026-10-25")
+    assert [(r.command, r.status, r.environment, r.error_kind) for r in runs] == [
+        ("gate", "error", "offline", "input")]
+
+
+def test_run_command_usage_error_fails_without_retry():
+    with pytest.raises(AirflowFailException, match="usage error"):
+        run_command(["gate", "--no-such-flag"])
+
+
+def _event(partition):
+    return SimpleNamespace(extra={"partition": partition} if partition else {})
+
+
+def test_snapshot_partitions_param_wins():
+    assert snapshot_partitions({"partition": "2026-10-24"},
+                               {"a": [_event("2026-10-20")]}) == ["2026-10-24"]
+
+
+def test_snapshot_partitions_from_asset_events_sorted_and_distinct():
+    events = {"serving": [_event("2026-10-24"), _event("2026-10-23")],
+              "offline": [_event("2026-10-24")]}
+    assert snapshot_partitions({"partition": None}, events) == ["2026-10-23", "2026-10-24"]
+
+
+def test_snapshot_partitions_without_any_partition_fails_clearly():
+    with pytest.raises(AirflowFailException, match="found 2 events without one"):
+        snapshot_partitions({}, {"serving": [_event(None), _event(None)]})
+
+
+def test_snapshot_partitions_rejects_a_malformed_partition():
+    with pytest.raises(AirflowFailException, match="expected a partition date YYYY-MM-DD in the event extra"):
+        snapshot_partitions({}, {"serving": [_event("24/10/2026")]})
+
+
+def test_nightly_partition_is_the_previous_utc_day():
+    run_after = dt.datetime(2026, 10, 25, 2, 30, tzinfo=dt.UTC)
+    assert nightly_partition({}, None, run_after) == "2026-10-24"
+    # A logical date given in another zone is still read in UTC.
+    tokyo = dt.timezone(dt.timedelta(hours=9))
+    assert nightly_partition({}, dt.datetime(2026, 10, 25, 8, 0, tzinfo=tokyo), None) == "2026-10-23"
+    assert nightly_partition({"partition": "2026-10-20"}, run_after, run_after) == "2026-10-20"
