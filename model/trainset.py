@@ -54,8 +54,10 @@ class TrainingSet:
 
     Attributes:
         frame: ``impression_id, ds, event_ts``, every feature column of ``offline_features``,
-            then per task ``label_{task}`` (float 0/1; 0.0 where masked) and ``mask_{task}``
-            (bool: the label is known as of ``as_of``), and ``split`` (``train`` / ``holdout``).
+            then per task ``label_{task}`` (float 0/1: the event loaded before ``as_of``) and
+            ``mask_{task}`` (bool: the task's window has closed, so the label is final; an
+            immature row is masked even when its event already loaded), and ``split``
+            (``train`` / ``holdout``).
         as_of: knowledge at this date's 00:00 UTC.
         tasks: the model tasks, in column order.
         downsample_rate: the share ``w`` of all-negative training rows kept, or None.

@@ -2,7 +2,8 @@
 
 As of time A (``--as-of A`` = A 00:00 UTC) a task's outcome for an impression is *positive* if
 its event was loaded before A (``{task}_loaded_at < A``), *negative* if not and the maturity
-window has closed (``event_ts + window <= A``), and *unknown* otherwise. Impressions at or after
+window has closed (``event_ts + window <= A``), and *unknown* otherwise. For training, only
+outcomes whose window has closed are used (:func:`resolve_labels`). Impressions at or after
 A do not exist yet. Timestamps may come naive (read as UTC) or tz-aware in any zone; both are
 normalised to UTC before any comparison, so an impression at 23:30 UTC belongs to its UTC day.
 """
@@ -197,11 +198,14 @@ def resolve_labels(
     *,
     naive: bool = False,
 ) -> pd.DataFrame:
-    """Apply the as-of rule: ``label_{task}`` (float 0/1) and ``mask_{task}`` (known as of A).
+    """Apply the as-of rule: ``label_{task}`` (float 0/1) and ``mask_{task}`` (usable as of A).
 
-    Impressions at or after A are dropped (they do not exist yet). A masked label is 0.0 so a
-    loss multiplied by the mask stays finite; it is never a negative in disguise as long as the
-    mask is honoured.
+    ``label_{task}`` is 1.0 when the event loaded before A. ``mask_{task}`` is True only where
+    the task's maturity window has closed (``event_ts + window <= A``): there the label is
+    final, positive or negative. An immature impression is masked *even when its event has
+    already loaded*: keeping the early positives of immature cohorts while masking their
+    negatives would inflate the task's rate (2x for conversion in docs/labels.md). Impressions
+    at or after A are dropped (they do not exist yet).
 
     Args:
         frame: a normalised labels frame (:func:`normalise_label_frame`).
@@ -222,5 +226,5 @@ def resolve_labels(
         positive = (loaded.notna() & (loaded < instant)).to_numpy()
         matured = (out["event_ts"] + dt.timedelta(days=days) <= instant).to_numpy()
         out[f"label_{task}"] = positive.astype(np.float64)
-        out[f"mask_{task}"] = np.ones(len(out), dtype=bool) if naive else positive | matured
+        out[f"mask_{task}"] = np.ones(len(out), dtype=bool) if naive else matured
     return out

@@ -58,6 +58,7 @@ def test_event_loaded_at_or_after_as_of_does_not_exist_yet():
          "conversion_loaded_at": "2026-10-26T06:00:00Z"},
     ])
     assert out.loc["loaded-before", "label_conversion"] == 1.0
+    assert out.loc["loaded-before", "mask_conversion"]
     # mature and not loaded before A: a negative, although the event did happen later
     assert out.loc["loaded-at-as-of", "label_conversion"] == 0.0
     assert out.loc["loaded-at-as-of", "mask_conversion"]
@@ -65,12 +66,13 @@ def test_event_loaded_at_or_after_as_of_does_not_exist_yet():
     assert not out.loc["loaded-after-immature", "mask_conversion"]
 
 
-def test_known_positive_is_unmasked_even_before_its_window_closes():
+def test_early_positive_of_an_immature_impression_stays_masked():
+    # using it while its immature negatives are masked would inflate the conversion rate
     out = resolved([{"impression_id": "early", "event_ts": "2026-10-20T10:00:00Z",
                      "click_loaded_at": "2026-10-21T06:00:00Z",
                      "conversion_loaded_at": "2026-10-24T06:00:00Z"}])
     row = out.loc["early"]
-    assert row["label_conversion"] == 1.0 and row["mask_conversion"]
+    assert row["label_conversion"] == 1.0 and not row["mask_conversion"]
     assert row["label_click"] == 1.0 and row["mask_click"]
     # application matured (10-23 10:00 <= A) with no event: a real negative; approval unknown
     assert row["label_application"] == 0.0 and row["mask_application"]
