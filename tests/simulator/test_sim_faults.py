@@ -15,7 +15,7 @@ from sim_tables import ENV_TABLE, SCORES, cells_differ, changed_cells, read_ware
 
 from funnelguard.simulator.catalogue import FAULTS
 
-DAYS, PER_DAY, SEED = 18, 500, 5
+DAYS, PER_DAY, SEED = 16, 500, 5
 START = dt.date(2026, 10, 1)
 LAST = START + dt.timedelta(days=DAYS - 1)
 MIDDLE = START + dt.timedelta(days=DAYS // 2)
@@ -73,16 +73,16 @@ def _assert_only_manifest_cells(clean, faulted) -> None:
     features = {k: v for k, v in changed.items() if k[1] not in SCORES}
     assert features == _manifest_cells(manifest)
     # The stand-in model re-scores exactly the served rows whose features changed.
-    online_feature_rows = np.zeros(len(clean["serving_log"]), dtype=bool)
-    for col in clean["serving_log"].columns:
-        if col not in SCORES:
-            online_feature_rows |= cells_differ(clean["serving_log"][col],
-                                                faulted["serving_log"].drop_duplicates(
-                                                    ignore_index=True)[col])
-    score_rows = np.zeros_like(online_feature_rows)
-    for col in SCORES:
-        score_rows |= cells_differ(clean["serving_log"][col],
-                                   faulted["serving_log"].drop_duplicates(ignore_index=True)[col])
+    clean_served = clean["serving_log"]
+    served = faulted["serving_log"].drop_duplicates(ignore_index=True)
+    online_feature_rows = np.zeros(len(clean_served), dtype=bool)
+    score_rows = np.zeros(len(clean_served), dtype=bool)
+    for col in clean_served.columns:
+        diff = cells_differ(clean_served[col], served[col])
+        if col in SCORES:
+            score_rows |= diff
+        else:
+            online_feature_rows |= diff
     assert not (score_rows & ~online_feature_rows).any()
     assert all(k[0] == "serving_log" for k in scores)
     for m in manifest[manifest["fault"] == "duplicate_keys"].itertuples():
