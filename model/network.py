@@ -17,7 +17,7 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.encoding import FeatureBatch
-from model.modules import MMoE, DenseArch, EmbeddingTables, SharedBottom, TaskHead, logit
+from model.modules import DenseArch, EmbeddingTables, MMoE, SharedBottom, TaskHead, logit
 
 __all__ = ["FunnelNet", "log1mexp", "chain_logits"]
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
-import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +23,16 @@ from torch import nn
 
 from model.batches import BatchPlan, TrainingTensors
 from model.config import TrainConfig
-from model.guard import (Anomaly, GuardState, check_grad_norm, check_parameters,
-                         check_scaler, check_task_gradients, check_task_losses, raise_for)
+from model.guard import (
+    Anomaly,
+    GuardState,
+    check_grad_norm,
+    check_parameters,
+    check_scaler,
+    check_task_gradients,
+    check_task_losses,
+    raise_for,
+)
 from model.losses import TaskWeighting, task_losses
 from model.network import FunnelNet
 from model.state import SnapshotRing, TrainingState, write_checkpoint
@@ -96,12 +102,6 @@ def first_non_finite_module(net: nn.Module, batch, precision: str = "fp32") -> s
         for h in handles:
             h.remove()
     return found[0] if found else None
-
-
-def _op_name(exc: RuntimeError) -> str:
-    """The backward function anomaly mode names ("Function 'MulBackward0' returned nan ...")."""
-    found = re.search(r"Function '(\w+)'", str(exc))
-    return found.group(1) if found else str(exc).splitlines()[0][:200]
 
 
 class Trainer:
@@ -294,49 +294,6 @@ class Trainer:
             self.guard.grad_norm.push(norm)
         self.grad_history.append((step, norm))
         return StepStats(step, values, norm, probe, scale, skipped)
-
-    def measure(self, step: int, *, precision: str, detect_anomaly: bool = False) -> dict[str, Any]:
-        """Forward and backward on batch ``step`` without updating anything (for the triage).
-
-        Returns per-task losses, the global gradient norm, the per-task probe and, under
-        ``detect_anomaly``, the names of the backward operations anomaly mode flagged.
-        """
-        rows = self.plan.rows_for(step)
-        ops: list[str] = []
-        probe = None
-        ctx = torch.autograd.detect_anomaly(check_nan=True) if detect_anomaly \
-            else contextlib.nullcontext()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with ctx:
-                losses = self._losses(rows, precision)
-                values = {t: float(v.detach()) for t, v in losses.items()}
-                if len(self.tasks) > 1:
-                    try:
-                        probe = self._probe(losses)
-                    except RuntimeError as exc:
-                        ops.append(_op_name(exc))
-                total = self.weighting(losses)
-                for opt in self.optimizers:
-                    opt.zero_grad(set_to_none=True)
-                scale = 1.0
-                if precision == "fp16-static":
-                    scale = self.config.optim.static_loss_scale
-                elif precision == "fp16" and self.scaler is not None:
-                    scale = self.scaler.get_scale()
-                try:
-                    (total * scale).backward()
-                except RuntimeError as exc:
-                    ops.append(_op_name(exc))
-        if scale != 1.0:
-            for p in self._all_params():
-                if p.grad is not None:
-                    p.grad.div_(scale)
-        norm = self._grad_norm_and_clip()
-        for opt in self.optimizers:
-            opt.zero_grad(set_to_none=True)
-        return {"losses": values, "grad_norm": norm, "probe": probe,
-                "anomaly_ops": [o for o in ops if o]}
 
     def _all_params(self) -> list[nn.Parameter]:
         return [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]

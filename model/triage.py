@@ -16,17 +16,22 @@ is measured again: in the run's own precision, and in fp32 under
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from model.errors import TrainingAnomaly
 from model.guard import Anomaly, GuardState, check_grad_norm, check_task_losses
 from model.state import TrainingState
 from model.training import Trainer
 
-__all__ = ["ReplayRun", "TriageResult", "triage", "replay"]
+__all__ = ["ReplayRun", "TriageResult", "triage", "replay", "measure"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,57 @@ class TriageResult:
                 "evidence": self.evidence}
 
 
+def _op_name(exc: RuntimeError) -> str:
+    """The backward function anomaly mode names ("Function 'MulBackward0' returned nan ...")."""
+    found = re.search(r"Function '(\w+)'", str(exc))
+    return found.group(1) if found else str(exc).splitlines()[0][:200]
+
+
+def measure(trainer: Trainer, step: int, *, precision: str,
+            detect_anomaly: bool = False) -> dict[str, Any]:
+    """Forward and backward on batch ``step`` without updating anything (for the triage).
+
+    Returns per-task losses, the global gradient norm, the per-task probe and, under
+    ``detect_anomaly``, the names of the backward operations anomaly mode flagged.
+    """
+    rows = trainer.plan.rows_for(step)
+    ops: list[str] = []
+    probe = None
+    ctx = torch.autograd.detect_anomaly(check_nan=True) if detect_anomaly \
+        else contextlib.nullcontext()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with ctx:
+            losses = trainer._losses(rows, precision)
+            values = {t: float(v.detach()) for t, v in losses.items()}
+            if len(trainer.tasks) > 1:
+                try:
+                    probe = trainer._probe(losses)
+                except RuntimeError as exc:
+                    ops.append(_op_name(exc))
+            total = trainer.weighting(losses)
+            for opt in trainer.optimizers:
+                opt.zero_grad(set_to_none=True)
+            scale = 1.0
+            if precision == "fp16-static":
+                scale = trainer.config.optim.static_loss_scale
+            elif precision == "fp16" and trainer.scaler is not None:
+                scale = trainer.scaler.get_scale()
+            try:
+                (total * scale).backward()
+            except RuntimeError as exc:
+                ops.append(_op_name(exc))
+    if scale != 1.0:
+        for p in trainer._all_params():
+            if p.grad is not None:
+                p.grad.div_(scale)
+    norm = trainer._grad_norm_and_clip()
+    for opt in trainer.optimizers:
+        opt.zero_grad(set_to_none=True)
+    return {"losses": values, "grad_norm": norm, "probe": probe,
+            "anomaly_ops": [o for o in ops if o]}
+
+
 def replay(trainer: Trainer, state: TrainingState, to_step: int, *, precision: str,
            detect_anomaly: bool = False, lr_scale: float = 1.0) -> ReplayRun:
     """Restore ``state``, replay the steps before ``to_step``, then measure ``to_step``."""
@@ -91,7 +147,7 @@ def replay(trainer: Trainer, state: TrainingState, to_step: int, *, precision: s
                 return ReplayRun(precision, detect_anomaly, state.step, to_step, losses, None,
                                  True, exc.anomaly.kind, [], lr_scale)
             losses[s] = stats.losses
-        m = trainer.measure(to_step, precision=precision, detect_anomaly=detect_anomaly)
+        m = measure(trainer, to_step, precision=precision, detect_anomaly=detect_anomaly)
     finally:
         for opt, lrs in zip(trainer.optimizers, saved_lrs, strict=True):
             for g, lr in zip(opt.param_groups, lrs, strict=True):
@@ -169,7 +225,7 @@ def triage(trainer: Trainer, anomaly: Anomaly, state: TrainingState | None,
     flagged = _anomalous_tasks(fp32, guard_after, probes, trainer.config.guard)
     flagged |= set(anomaly.tasks) if len(anomaly.tasks) == 1 and not flagged else set()
     trainer.restore(state)
-    good = trainer.measure(f, precision="fp32")
+    good = measure(trainer, f, precision="fp32")
     evidence["loss_at_good_state"] = {"step": state.step, "losses": good["losses"]}
     if len(trainer.tasks) > 1 and len(flagged) == 1:
         task = next(iter(flagged))

@@ -7,10 +7,24 @@ import math
 import pytest
 
 from model.config import GuardConfig
-from model.errors import (GradientConflict, GradientExplosion, LossSpike, NonFiniteLoss,
-                          TaskDomination, TrainingAnomaly)
-from model.guard import (GuardState, RobustWindow, check_grad_norm, check_parameters,
-                         check_scaler, check_task_gradients, check_task_losses, raise_for)
+from model.errors import (
+    GradientConflict,
+    GradientExplosion,
+    LossSpike,
+    NonFiniteLoss,
+    TaskDomination,
+    TrainingAnomaly,
+)
+from model.guard import (
+    GuardState,
+    RobustWindow,
+    check_grad_norm,
+    check_parameters,
+    check_scaler,
+    check_task_gradients,
+    check_task_losses,
+    raise_for,
+)
 
 TASKS = ("click", "application", "conversion", "approval")
 CFG = GuardConfig(loss_warmup=5, grad_warmup=5, probe_patience=2)

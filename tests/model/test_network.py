@@ -74,7 +74,7 @@ def test_forward_shapes_and_base_rate_biases(encoded, model_opts, optim_opts):
     net.eval()
     out = net(data.features)
     assert set(out) == set(cfg.model.tasks)
-    for t, logits in out.items():
+    for logits in out.values():
         assert logits.shape == (64,) and logits.dtype == torch.float32
     # Output biases start at the base-rate logits, so the first predictions sit near them.
     mean_p = {t: torch.sigmoid(v).mean().item() for t, v in out.items()}
