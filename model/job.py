@@ -50,7 +50,8 @@ def summary_lines(anomaly, verdict: TriageResult | None, bundle: Path) -> tuple[
     where = f"; first non-finite module {anomaly.module}" if anomaly.module else ""
     first = f"Training stopped at step {anomaly.step}: {anomaly.kind} ({tasks}){where}."
     if verdict is None:
-        return first, "Verdict: not triaged (run.triage is off).", f"Bundle: {bundle}"
+        return first, "Verdict: not triaged (run.triage off, or the replay failed).", \
+            f"Bundle: {bundle}"
     second = f"Verdict: {verdict.verdict} — {verdict.reason}."
     fp32 = next((r for r in verdict.replays if r.precision == "fp32" and r.detect_anomaly), None)
     if fp32 is not None:
@@ -180,9 +181,15 @@ def _stopped(trainer: Trainer, exc: TrainingAnomaly, out: Path, config: TrainCon
                           state=state, history=history, config=config.to_dict(), seeds=seeds,
                           scan=scan, scan_source=source,
                           context={"as_of": as_of, "precision": trainer.precision})
-    verdict = triage(trainer, anomaly, state, scan) if config.run.triage else None
+    verdict, triage_error = None, None
+    if config.run.triage:
+        try:
+            verdict = triage(trainer, anomaly, state, scan)
+        except Exception as err:  # noqa: BLE001 - a failed triage must not hide the stop itself
+            triage_error = f"{type(err).__name__}: {err}"
     lines = summary_lines(anomaly, verdict, bundle)
-    update_bundle(bundle, triage=verdict.to_json() if verdict else None, summary=list(lines))
+    update_bundle(bundle, triage=verdict.to_json() if verdict else None, summary=list(lines),
+                  triage_error=triage_error)
     task = anomaly.tasks[0] if len(anomaly.tasks) == 1 else None
     findings = [Finding("training_guard", False, "error", task=task, value=anomaly.kind,
                         threshold=anomaly.threshold, count=anomaly.step,
