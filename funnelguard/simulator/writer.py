@@ -3,12 +3,11 @@
 In memory, ``ds`` is a day number (days since 1970-01-01) and timestamps are microseconds since
 the epoch with ``-1`` for NULL; this module turns them into what each dialect stores (naive UTC
 text on SQLite, ``date``/``timestamptz`` on PostgreSQL) and inserts in chunks: ``executemany``
-on SQLite, ``COPY`` on PostgreSQL.
+on SQLite, ``COPY ... (FORMAT csv)`` on PostgreSQL (full float precision, ``inf`` kept).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,24 +23,17 @@ __all__ = ["write_table", "CHUNK_ROWS"]
 CHUNK_ROWS = 50_000
 
 
-def _dates(days: np.ndarray, dialect: str) -> list:
-    as_days = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
-    if dialect == "sqlite":
-        return np.datetime_as_string(as_days).tolist()
-    return as_days.astype(object).tolist()
+def _dates(days: np.ndarray) -> list:
+    return np.datetime_as_string(np.asarray(days, dtype=np.int64).astype("datetime64[D]")).tolist()
 
 
-def _timestamps(micros: np.ndarray, dialect: str) -> list:
+def _timestamps(micros: np.ndarray) -> list:
     micros = np.asarray(micros, dtype=np.int64)
     present = np.flatnonzero(micros >= 0)
-    stamps = micros[present].astype("datetime64[us]")
     out = np.full(len(micros), None, dtype=object)
-    if len(present) == 0:
-        return out.tolist()
-    if dialect == "sqlite":
-        out[present] = np.char.replace(np.datetime_as_string(stamps, unit="us"), "T", " ")
-    else:
-        out[present] = [d.replace(tzinfo=dt.UTC) for d in stamps.astype(object)]
+    if len(present):
+        stamps = np.datetime_as_string(micros[present].astype("datetime64[us]"), unit="us")
+        out[present] = np.char.replace(stamps, "T", " ")
     return out.tolist()
 
 
@@ -71,12 +63,13 @@ def _texts(values: np.ndarray) -> list:
     return out.tolist()
 
 
-def _column_values(column: sa.Column, values: np.ndarray, dialect: str) -> list:
+def _sqlite_values(column: sa.Column, values: np.ndarray) -> list:
+    """One column as SQLite parameters: dates and naive UTC timestamps as canonical text."""
     kind = column.type
     if isinstance(kind, sa.Date):
-        return _dates(values, dialect)
+        return _dates(values)
     if isinstance(kind, UTCDateTime):
-        return _timestamps(values, dialect)
+        return _timestamps(values)
     if isinstance(kind, sa.Integer):
         return _integers(values)
     if isinstance(kind, sa.Float):
@@ -122,7 +115,7 @@ def write_table(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, *, ba
         if dialect == "postgresql":
             _copy_csv(conn, table.name, columns, chunk)
         else:
-            data = [_column_values(c, chunk[c.name].to_numpy(), dialect) for c in columns]
+            data = [_sqlite_values(c, chunk[c.name].to_numpy()) for c in columns]
             names = ", ".join(f'"{c.name}"' for c in columns)
             marks = ", ".join("?" for _ in columns)
             conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',

@@ -64,3 +64,16 @@ def test_help_documents_every_fault_with_its_keys(run_cli, capsys):
             assert key.name in out, (name, key.name)
     assert "lag_days=7" in out and "factor=100" in out and "scale=1000000" in out
     assert "--replace" in out and "--per-day" in out
+
+
+def test_registering_simulate_imports_nothing_heavy():
+    # A fresh interpreter is the point: the parent test process has pandas loaded already.
+    import subprocess
+    import sys
+
+    code = ("import argparse, sys; from funnelguard.simulator import cli; "
+            "cli.register(argparse.ArgumentParser().add_subparsers()); "
+            "print(sorted(m for m in ('pandas', 'numpy', 'torch', 'evidently', 'pandera', 'airflow') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
