@@ -131,6 +131,36 @@ def test_non_finite_features_pass_through_and_are_counted(hand_built):
     assert set(counts) == {"credit_utilization", "approval_odds", "annual_income"}
 
 
+@pytest.mark.postgres
+def test_same_training_set_on_postgresql(hand_built, pg_url):
+    schema = "fg_trainset_test"
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = f"{pg_url}?options=-csearch_path%3D{schema}"
+    try:
+        src = build_training_set(hand_built, A, window_days=20, holdout_days=1)
+        engine = connect(url)
+        metadata.create_all(engine)
+        with hand_built.connect() as read, engine.begin() as write:
+            for name in ("impressions", "offline_features", "labels"):
+                rows = [dict(r._mapping) for r in read.execute(metadata.tables[name].select())]
+                write.execute(metadata.tables[name].insert(), rows)
+        pg = build_training_set(engine, A, window_days=20, holdout_days=1)
+        engine.dispose()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+    key = ["impression_id", "ds", "event_ts", *[f"{k}_{t}" for t in TASKS for k in ("label", "mask")],
+           "split", "credit_utilization"]
+    left = src.frame[key].sort_values("impression_id").reset_index(drop=True)
+    right = pg.frame[key].sort_values("impression_id").reset_index(drop=True)
+    assert left.equals(right)
+    assert pg.description["non_finite_features"] == src.description["non_finite_features"]
+
+
 def test_naive_builder_turns_unknown_into_negatives(hand_built):
     naive = build_naive_training_set(hand_built, A, window_days=20, holdout_days=1)
     f = naive.frame.set_index("impression_id")
@@ -195,9 +225,12 @@ def test_downsampling_keeps_positives_and_corrects_exactly(clean_sets):
 
 def test_downsampling_is_reproducible_by_seed(clean_warehouse):
     engine = connect(clean_warehouse)
-    one = build_training_set(engine, A, negative_downsample=0.2, seed=3, window_days=20)
-    two = build_training_set(engine, A, negative_downsample=0.2, seed=3, window_days=20)
-    other = build_training_set(engine, A, negative_downsample=0.2, seed=4, window_days=20)
+    one = build_training_set(engine, A, negative_downsample=0.2, seed=3, window_days=4,
+                             holdout_days=0)
+    two = build_training_set(engine, A, negative_downsample=0.2, seed=3, window_days=4,
+                             holdout_days=0)
+    other = build_training_set(engine, A, negative_downsample=0.2, seed=4, window_days=4,
+                               holdout_days=0)
     engine.dispose()
     assert one.frame["impression_id"].tolist() == two.frame["impression_id"].tolist()
     assert one.frame["impression_id"].tolist() != other.frame["impression_id"].tolist()
