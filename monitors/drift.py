@@ -4,10 +4,12 @@ Evidently's ``DataDriftPreset`` on a 1M-row partition spends most of its time re
 sorting every value for Wasserstein distances. The monitoring path keeps Evidently's *decisions*
 and drops the rest: each side of a comparison is profiled once (:func:`profile_frame` — cleaned,
 bounded per-column samples plus the full-data facts Evidently's test choice depends on), the test
-is chosen exactly as Evidently would choose it on the full data (:func:`resolve_stattest`), and
-Evidently's own ``StatTest`` is run on the samples (:func:`compare_profiles`). Samples stay above
-1000 rows so Evidently keeps its large-sample tests (normed Wasserstein, Jensen-Shannon), whose
-values are stable under sampling; p-value tests that a contract names explicitly (``ks``,
+is chosen exactly as Evidently would choose it on the full data (:func:`resolve_stattest`).
+Discrete columns (categoricals, integers) are summarised by exact value counts, from which
+Evidently's distances are computed without sampling (:mod:`monitors.drift_counts`); continuous
+columns run Evidently's own ``StatTest`` on the samples (:func:`compare_profiles`). Samples stay
+above 1000 rows so Evidently keeps its large-sample tests (normed Wasserstein, Jensen-Shannon),
+whose values are stable under sampling; p-value tests that a contract names explicitly (``ks``,
 ``chisquare`` ...) depend on sample size, so they run on the full cleaned column.
 
 A reference profile is built once per window and reused for every comparison against it.
@@ -21,6 +23,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from funnelguard.findings import Finding, Metric
+from monitors.drift_counts import (
+    JS_VALUE_COUNT_LIMIT,
+    Distribution,
+    discrete_distribution,
+    jensenshannon_distance,
+    wasserstein_normed,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,6 +90,8 @@ class ColumnSample:
         few_uniques: the full column's distinct values when there are at most five, else None.
         source, mask: the full column and its clean positions (a view, not a copy), for tests
             that are not sample-stable.
+        distribution: the exact value counts of a discrete column (categorical, or integers),
+            from which Evidently's distances are computed without sampling.
     """
 
     feature: str
@@ -89,6 +100,7 @@ class ColumnSample:
     few_uniques: frozenset | None
     source: pd.Series | None = None
     mask: Any = None
+    distribution: Distribution | None = None
 
     @property
     def sampled(self) -> bool:
@@ -149,16 +161,17 @@ def drift_targets(contract: Contract, environments: Iterable[str] = ("offline", 
     return tuple(out)
 
 
-def _clean(column: pd.Series, column_type: str) -> tuple[Any, int]:
-    """Positions of the values Evidently keeps (not NULL, not ±inf) and their count."""
+def _clean(column: pd.Series, column_type: str) -> tuple[Any, Any]:
+    """The clean values Evidently keeps (not NULL, not ±inf) and the mask that selects them."""
     import numpy as np
 
     if column_type == "num":
         values = column.to_numpy(dtype="float64", na_value=np.nan)
         mask = np.isfinite(values)
     else:
+        values = column.to_numpy(dtype=object)
         mask = column.notna().to_numpy()
-    return mask, int(mask.sum())
+    return values[mask], mask
 
 
 def profile_frame(
@@ -168,7 +181,8 @@ def profile_frame(
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     seed: int = 0,
 ) -> FrameProfile:
-    """Cleaned, bounded samples of ``targets`` in ``frame`` (one side of a comparison).
+    """Cleaned, bounded samples of ``targets`` in ``frame`` (one side of a comparison), and the
+    exact value counts of its discrete columns.
 
     Args:
         frame: the partition (or the concatenated reference window).
@@ -190,31 +204,50 @@ def profile_frame(
     columns: dict[str, ColumnSample] = {}
     for target in targets:
         column = frame[target.feature]
-        if target.column_type == "num" and not pd.api.types.is_numeric_dtype(column):
+        numeric = target.column_type == "num"
+        if numeric and not pd.api.types.is_numeric_dtype(column):
             column = pd.to_numeric(column, errors="coerce")
-        mask, n_clean = _clean(column, target.column_type)
-        positions = np.flatnonzero(mask)
+        clean, mask = _clean(column, target.column_type)
+        n_clean = len(clean)
+        picked = clean
         if n_clean > sample_size:
-            positions = np.sort(positions[rng.choice(n_clean, sample_size, replace=False)])
-        sample = column.iloc[positions].reset_index(drop=True)
-        if target.column_type == "num":
-            sample = sample.astype("float64")
-        few = _few_uniques(sample, column, mask, n_clean)
-        columns[target.feature] = ColumnSample(target.feature, sample, n_clean, few, column, mask)
+            picked = clean[np.sort(rng.choice(n_clean, sample_size, replace=False))]
+        sample = pd.Series(picked, dtype="float64" if numeric else object)
+        distribution = discrete_distribution(clean, numeric)
+        if distribution is not None:
+            few = frozenset(distribution.values.tolist()) if len(distribution) <= FEW_UNIQUE else None
+        else:
+            few = _few_uniques(sample, clean, n_clean)
+        columns[target.feature] = ColumnSample(target.feature, sample, n_clean, few, column, mask,
+                                               distribution)
     return FrameProfile(columns, len(frame), sample_size)
 
 
-def _few_uniques(sample: pd.Series, column: pd.Series, mask: np.ndarray, n_clean: int) -> frozenset | None:
+def _few_uniques(sample: pd.Series, clean: np.ndarray, n_clean: int) -> frozenset | None:
     """The full column's distinct values if there are at most five (a sample with more than
     five distinct values proves the full column has more, without touching it)."""
+    import pandas as pd
+
     seen = sample.unique()
     if len(seen) > FEW_UNIQUE:
         return None
     if len(sample) < n_clean:
-        seen = column[mask].unique()
+        seen = pd.unique(clean)
         if len(seen) > FEW_UNIQUE:
             return None
     return frozenset(seen.tolist())
+
+
+def _exact_score(method: str, reference: ColumnSample, current: ColumnSample) -> float | None:
+    """Evidently's distance from full value counts, when both sides are discrete."""
+    ref, cur = reference.distribution, current.distribution
+    if ref is None or cur is None:
+        return None
+    if method == "wasserstein" and ref.numeric:
+        return wasserstein_normed(ref, cur)
+    if method == "jensenshannon" and (not ref.numeric or len(ref) <= JS_VALUE_COUNT_LIMIT):
+        return jensenshannon_distance(ref, cur)
+    return None
 
 
 def resolve_stattest(target: DriftTarget, reference: ColumnSample, current: ColumnSample):
@@ -266,6 +299,13 @@ def compare_profiles(
                                        cur.n_clean, False))
             continue
         stattest = resolve_stattest(target, ref, cur)
+        exact = _exact_score(stattest.name, ref, cur)
+        if exact is not None:
+            threshold = stattest.default_threshold if target.threshold is None else target.threshold
+            results.append(DriftResult(target.feature, environment, stattest.name, exact,
+                                       float(threshold), exact >= threshold, ref.n_clean,
+                                       cur.n_clean, False))
+            continue
         column_type = ColumnType.Numerical if target.column_type == "num" else ColumnType.Categorical
         stable = stattest.name in SAMPLE_STABLE_METHODS
         ref_values = ref.sample if stable else ref.full_values()

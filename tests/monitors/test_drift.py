@@ -111,3 +111,23 @@ def test_findings_carry_environment_score_threshold_and_severity():
     assert not findings["apr"].passed and findings["apr"].severity == "error"
     assert findings["apr"].environment == "online" and findings["apr"].threshold == 0.1
     assert findings["age"].passed and findings["age"].value < 0.1
+
+
+def test_discrete_columns_get_evidentlys_exact_full_data_values():
+    from evidently.legacy.calculations import stattests
+    from evidently.legacy.core import ColumnType
+
+    ref, cur = _frame(20_000, 8), _frame(20_000, 9, shift=0.1, swap=True)
+    cur.loc[::7, "visits"] = np.nan  # NULLs are dropped on both paths
+    rp = profile_frame(ref, TARGETS, sample_size=1500)
+    cp = profile_frame(cur, TARGETS, sample_size=1500, seed=1)
+    results = {r.feature: r for r in compare_profiles(rp, cp, TARGETS, "online")}
+    for feature, test, kind in (("age", stattests.wasserstein_stat_test, ColumnType.Numerical),
+                                ("visits", stattests.wasserstein_stat_test, ColumnType.Numerical),
+                                ("few", stattests.jensenshannon_stat_test, ColumnType.Numerical),
+                                ("device_type", stattests.jensenshannon_stat_test, ColumnType.Categorical)):
+        full = test(ref[feature].dropna(), cur[feature].dropna(), kind, None)
+        assert results[feature].method == test.name and not results[feature].sampled
+        assert results[feature].score == pytest.approx(full.drift_score, rel=1e-9, abs=1e-12), feature
+        assert results[feature].drifted == full.drifted
+    assert results["income"].sampled  # continuous: sampled
