@@ -41,7 +41,7 @@ def test_alignment_counts_duplicates_and_one_sided_keys(frames):
     assert (a.matched, a.duplicate_offline, a.duplicate_online) == (5, 1, 1)
     assert (a.only_offline, a.only_online) == (1, 1)
     # The first row of a repeated key takes part: offline "e" is row 4, not row 5.
-    assert dict(zip(a.online_rows.tolist(), a.offline_rows.tolist()))[4] == 4
+    assert dict(zip(a.online_rows.tolist(), a.offline_rows.tolist(), strict=True))[4] == 4
 
 
 def test_counts_per_feature_with_tolerances_nulls_and_infinities(frames, small_contract):
