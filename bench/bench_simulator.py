@@ -100,7 +100,11 @@ def _in_memory(config) -> tuple[float, float, int, int, float, float]:
 
 
 def main(impressions: int = 1_000_000) -> None:
+    import os
+
     from funnelguard.simulator import simulate
+
+    load = os.getloadavg()[0]
 
     config = _config(impressions)
     t_world, t_faults, n, slice_rows, t_ours, t_core = _in_memory(config)
@@ -138,8 +142,8 @@ def main(impressions: int = 1_000_000) -> None:
         "",
         f"`python -m bench.bench_simulator {impressions}` — {n:,} impressions ({DAYS} days x "
         f"{config.per_day:,}/day, seed 7, faults {', '.join(f'`{f}`' for f in FAULTS)}); "
-        f"each impression writes one row to each of 5 tables. Machine: {machine()}, shared with "
-        "other jobs while measured.",
+        f"each impression writes one row to each of 5 tables. Machine: {machine()}, load average "
+        f"{load:.1f} at start (shared with other jobs: absolute times are inflated, ratios hold).",
         "",
         "| step | time | ratio / rate |",
         "|---|---|---|",
