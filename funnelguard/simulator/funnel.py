@@ -1,13 +1,15 @@
 """The funnel's truth: outcome probabilities, the stand-in production model, and label timing.
 
 Outcomes are nested (approval => conversion => application => click). Each stage has a logit
-that is a fixed function of the model's features (:func:`stage_logits`); the *true* probability
-adds independent per-impression noise to every stage logit, and the ``oracle`` table stores the
-unconditional probability of each task (the product of the stage probabilities up to it).
+that is a fixed function of the model's features (:func:`stage_logits`); outcomes are independent
+Bernoulli draws from those probabilities, and the ``oracle`` table stores the unconditional
+probability of each task (the product of the stage probabilities up to it) on the true (offline)
+features. Since it depends on the features alone, it is the reachable Bayes limit: a model that
+learns the formula reaches the oracle's AUC.
 
-The stand-in production model (:class:`ProductionModel`) is the same formula *without* the
-noise, applied to the served (online) features; replaying it on ``serving_log`` reproduces the
-logged ``score_*`` exactly, and online faults move the scores.
+The stand-in production model (:class:`ProductionModel`) is the same formula applied to the
+served (online) features; replaying it on ``serving_log`` reproduces the logged ``score_*``
+exactly, and online faults move the scores.
 
 Timing: click minutes after the impression, application hours after the click, conversion and
 approval days later (log-normal, long-tailed), all inside a 14-day attribution window. The
@@ -41,7 +43,6 @@ __all__ = [
 
 ATTRIBUTION_WINDOW_DAYS = 14
 LANDING_HOUR = 2
-STAGE_NOISE_SD = 0.35
 _US_PER_MIN = 60 * 10**6
 _US_PER_HOUR = 60 * _US_PER_MIN
 _US_PER_DAY = 24 * _US_PER_HOUR
@@ -131,7 +132,7 @@ def probabilities(logits: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 class ProductionModel:
     """The stand-in production model that produced ``serving_log.score_*``.
 
-    It is the oracle's formula without the per-impression noise, applied to whatever feature
+    It is the oracle's formula, applied to whatever feature
     values it is given (the served ones in ``serving_log``). ``version`` is the value logged in
     ``serving_log.model_version``.
     """
@@ -182,9 +183,8 @@ def draw_outcomes(rng: np.random.Generator, logits: Mapping[str, np.ndarray],
         ``labels`` maps ``{task}_ts`` and ``{task}_loaded_at`` to microseconds (``-1`` = NULL).
     """
     n = len(event_us)
-    noisy = {t: logits[t] + STAGE_NOISE_SD * rng.standard_normal(n) for t in TASKS}
-    truth = probabilities(noisy)
-    stage = {t: 1.0 / (1.0 + np.exp(-noisy[t])) for t in TASKS}
+    truth = probabilities(logits)
+    stage = {t: 1.0 / (1.0 + np.exp(-logits[t])) for t in TASKS}
     window_end = event_us + ATTRIBUTION_WINDOW_DAYS * _US_PER_DAY
     happened = np.ones(n, dtype=bool)
     previous = event_us
