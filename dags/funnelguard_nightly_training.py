@@ -20,11 +20,14 @@ import pendulum
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk import Param, PokeReturnValue, TriggerRule, dag, get_current_context, task
 
-FAILURE_NOTIFIER = SlackWebhookNotifier(
-    slack_webhook_conn_id="funnelguard_slack",
-    text=(":red_circle: *{{ dag.dag_id }}* task `{{ ti.task_id }}` failed "
-          "(try {{ ti.try_number }})\n{{ exception }}\nLog: {{ ti.log_url }}"),
-)
+FAILURE_TEXT = (":red_circle: *{{ dag.dag_id }}* task `{{ ti.task_id }}` failed "
+                "(try {{ ti.try_number }})\n{{ exception }}\nLog: {{ ti.log_url }}")
+
+
+def notify_slack_of_failure(context) -> None:
+    """Post the failed task's summary to ``funnelguard_slack``. A fresh notifier per call:
+    a notifier renders its template in place, so a shared one would repeat its first text."""
+    SlackWebhookNotifier(slack_webhook_conn_id="funnelguard_slack", text=FAILURE_TEXT)(context)
 
 
 @dag(
@@ -41,6 +44,9 @@ FAILURE_NOTIFIER = SlackWebhookNotifier(
                                        "default: the UTC day before the run"),
         "train_config": Param(None, type=["null", "string"],
                               description="training config file (default: the packaged one)"),
+        "evaluate_thresholds": Param(None, type=["null", "string"],
+                                     description="evaluation floors and tolerances file "
+                                                 "(default: the packaged ones)"),
         "wait_for_snapshot_checks": Param(
             True, type="boolean",
             description="hold training until the partition's snapshot checks are stored and "
@@ -52,7 +58,7 @@ FAILURE_NOTIFIER = SlackWebhookNotifier(
         "retry_delay": dt.timedelta(minutes=5),
         "retry_exponential_backoff": True,
         "execution_timeout": dt.timedelta(hours=1),
-        "on_failure_callback": [FAILURE_NOTIFIER],
+        "on_failure_callback": [notify_slack_of_failure],
     },
 )
 def funnelguard_nightly_training():
@@ -92,7 +98,8 @@ def funnelguard_nightly_training():
     def evaluate(partition: str, candidate: dict) -> dict:
         from funnelguard.jobs import evaluate_candidate
 
-        return evaluate_candidate(partition, candidate)
+        thresholds = get_current_context()["params"]["evaluate_thresholds"]
+        return evaluate_candidate(partition, candidate, thresholds=thresholds)
 
     @task
     def publish(partition: str, candidate: dict, evaluation: dict) -> dict:

@@ -23,11 +23,14 @@ ENVIRONMENT = "offline"
 OFFLINE_FEATURES = Asset(name="funnelguard_offline_features",
                          uri="funnelguard://warehouse/offline_features", group="funnelguard")
 
-FAILURE_NOTIFIER = SlackWebhookNotifier(
-    slack_webhook_conn_id="funnelguard_slack",
-    text=(":red_circle: *{{ dag.dag_id }}* task `{{ ti.task_id }}` failed "
-          "(try {{ ti.try_number }})\n{{ exception }}\nLog: {{ ti.log_url }}"),
-)
+FAILURE_TEXT = (":red_circle: *{{ dag.dag_id }}* task `{{ ti.task_id }}` failed "
+                "(try {{ ti.try_number }})\n{{ exception }}\nLog: {{ ti.log_url }}")
+
+
+def notify_slack_of_failure(context) -> None:
+    """Post the failed task's summary to ``funnelguard_slack``. A fresh notifier per call:
+    a notifier renders its template in place, so a shared one would repeat its first text."""
+    SlackWebhookNotifier(slack_webhook_conn_id="funnelguard_slack", text=FAILURE_TEXT)(context)
 
 
 @dag(
@@ -46,7 +49,7 @@ FAILURE_NOTIFIER = SlackWebhookNotifier(
         "retry_delay": dt.timedelta(minutes=5),
         "retry_exponential_backoff": True,
         "execution_timeout": dt.timedelta(minutes=45),
-        "on_failure_callback": [FAILURE_NOTIFIER],
+        "on_failure_callback": [notify_slack_of_failure],
     },
 )
 def funnelguard_snapshot_offline():

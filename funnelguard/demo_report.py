@@ -14,8 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from funnelguard.readiness import SNAPSHOT_COMMANDS
+
 __all__ = ["warehouse_lines", "print_warehouse", "summary_lines", "print_summary"]
 
+SHOWN = 3  # failing findings shown per run; the reports have them all
 _TABLES = ("impressions", "offline_features", "serving_log", "labels", "oracle")
 
 
@@ -61,19 +64,21 @@ def _owner(dataset: str, feature: str | None) -> str:
     return f" → {owner.team} {owner.mention}".rstrip() if owner else ""
 
 
-def _run_lines(store) -> list[str]:
+def _run_lines(store, commands: Sequence[str], partitions: Sequence[str] | None = None) -> list[str]:
     from monitors.store.models import FindingRow, Run
 
     lines: list[str] = []
     with store.session() as s:
-        runs = list(s.scalars(sa.select(Run).order_by(Run.partition, Run.id)))
-        for partition in sorted({r.partition for r in runs}):
-            mine = [r for r in runs if r.partition == partition and r.command != "snapshot_checks"]
+        runs = list(s.scalars(sa.select(Run).where(Run.command.in_(commands))
+                              .order_by(Run.partition, Run.id)))
+        for partition in partitions or sorted({r.partition for r in runs}):
+            mine = [r for r in runs if r.partition == partition]
             if not mine:
                 continue
-            verdicts = ", ".join(f"{r.command}{'/' + r.environment if r.environment else ''} "
-                                 f"{r.status.upper() if r.status != 'pass' else 'pass'}"
-                                 for r in mine)
+            verdicts = ", ".join(
+                f"{r.command}{' ' + r.dataset if r.command == 'validate' else ''}"
+                f"{'/' + r.environment if r.environment else ''} "
+                f"{r.status.upper() if r.status != 'pass' else 'pass'}" for r in mine)
             lines.append(f"  {partition}: {verdicts}")
             for r in mine:
                 failed = list(s.scalars(sa.select(FindingRow).where(
@@ -83,14 +88,36 @@ def _run_lines(store) -> list[str]:
                     FindingRow.run_id == r.id, FindingRow.passed.is_(True)))
                 if r.status == "error":
                     lines.append(f"      {r.command}: could not run: {r.error_message}")
-                for f in failed[:6]:
+                for f in failed[:SHOWN]:
                     where = " ".join(x for x in (f.environment, f.feature, f.task, f.segment) if x)
+                    message = " ".join(f.message.split())
                     lines.append(f"      {f.severity.upper():<7} {r.command} {f.check} {where}: "
-                                 f"{f.message}{_owner(r.dataset, f.feature)}")
-                if len(failed) > 6:
-                    lines.append(f"      ... and {len(failed) - 6} more not passed in {r.command}")
+                                 f"{message[:240]}{_owner(r.dataset, f.feature)}")
+                if len(failed) > SHOWN:
+                    lines.append(f"      ... and {len(failed) - SHOWN} more not passed in "
+                                 f"{r.command} (see the reports)")
                 if failed:
                     lines.append(f"      ({passed} checks of {r.command} passed)")
+    return lines
+
+
+def _nightly_lines(store, states: Sequence[tuple[str, str, str]]) -> list[str]:
+    """Per nightly run: held (and why, from the store), or its gate/train/evaluate verdicts."""
+    import datetime as dt
+
+    from funnelguard.readiness import snapshot_readiness
+
+    lines: list[str] = []
+    for dag_id, partition, state in states:
+        if "nightly" not in dag_id:
+            continue
+        as_of = (dt.date.fromisoformat(partition) + dt.timedelta(days=1)).isoformat()
+        lines.append(f"  partition {partition} (as of {as_of}): {state}")
+        readiness = snapshot_readiness(store, partition)
+        if not readiness.ready:
+            lines.append(f"      held before the gate: {readiness.describe().splitlines()[0]}")
+            continue
+        lines += _run_lines(store, ("gate", "train", "evaluate"), [as_of])[1:]
     return lines
 
 
@@ -117,8 +144,10 @@ def summary_lines(store_url: str, output: Path, states: Sequence[tuple[str, str,
     lines = ["", "=" * 78, "funnelguard demo summary (from the results store "
              f"{store_url})", "=" * 78, "DAG runs:"]
     lines += [f"  {dag:<32} {partition}  {state}" for dag, partition, state in states]
-    lines += ["Checks by partition (failures with their owners):", *_run_lines(store)]
-    lines += ["Training and models:", *_model_lines(store)]
+    lines += ["Snapshot checks by partition (failures with their owners):",
+              *_run_lines(store, SNAPSHOT_COMMANDS)]
+    lines += ["Nightly training:", *_nightly_lines(store, states)]
+    lines += ["Training runs and models:", *_model_lines(store)]
     reports = sorted(output.glob("reports/**/*.html"))
     lines.append(f"Reports: {len(reports)} HTML files under {output / 'reports'}")
     lines += [f"  {p.relative_to(output)}" for p in reports[:8]]

@@ -155,8 +155,15 @@ def train_candidate(partition: str, config: str | None, *, run_id: str = "") -> 
     return xcom
 
 
-def evaluate_candidate(partition: str, candidate: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Evaluate the candidate on the matured holdout, against the champion when there is one."""
+def evaluate_candidate(partition: str, candidate: Mapping[str, Any], *,
+                       thresholds: str | None = None) -> Mapping[str, Any]:
+    """Evaluate the candidate on the matured holdout, against the champion when there is one.
+
+    Args:
+        partition: the nightly partition.
+        candidate: the train task's XCom (``model_dir``, ``as_of``).
+        thresholds: a file overriding the evaluation floors and tolerances.
+    """
     from funnelguard.publishing import champion
     from monitors.store import open_store
 
@@ -167,6 +174,8 @@ def evaluate_candidate(partition: str, candidate: Mapping[str, Any]) -> Mapping[
             "--json", str(output_root() / "results" / partition / "training" / "evaluate.json")]
     if current is not None and Path(current.path).is_dir():
         argv += ["--champion", current.path]
+    if thresholds:
+        argv += ["--thresholds", thresholds]
     xcom = dict(run_command(argv, store_url=store))
     xcom["champion"] = current.version if current else None
     return xcom
