@@ -60,9 +60,14 @@ def _trainer(data: TrainingTensors, *, guard: bool, sparse: bool) -> Trainer:
 
 
 def _block(trainer: Trainer, start: int, steps: int) -> float:
-    trainer.start_step, trainer.total_steps = start, start + steps
+    """``steps`` steps of ``Trainer.run``'s loop body (snapshots included, no checkpoints)."""
+    every = trainer.config.run.snapshot_every
+    guarded = trainer.config.guard.enabled
     began = time.perf_counter()
-    trainer.run()
+    for step in range(start, start + steps):
+        if guarded and step % every == 0:
+            trainer.snapshots.take(step, trainer.tensor_state(), trainer.guard.to_dict())
+        trainer.step(step)
     return time.perf_counter() - began
 
 
