@@ -19,8 +19,8 @@ NAN_BURST = "nan_burst:feature=credit_utilization,share=0.02"
 @pytest.fixture
 def config_file(tmp_path):
     raw = {k: dict(v) for k, v in TINY.items()}
-    raw["optim"] = {"batch_size": 1024, "epochs": 1, "max_steps": 25}
-    raw["run"] = {**raw["run"], "tensorboard": True, "checkpoint_every": 10}
+    raw["optim"] = {"batch_size": 1024, "epochs": 1, "max_steps": 12}
+    raw["run"] = {**raw["run"], "tensorboard": True, "checkpoint_every": 5}
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -48,7 +48,7 @@ def test_clean_warehouse_trains_and_publishes(warehouse, run_cli, tmp_path, conf
     from model import load_model
 
     model = load_model(out)
-    assert model.manifest["as_of"] == AS_OF and model.manifest["steps"] == 25
+    assert model.manifest["as_of"] == AS_OF and model.manifest["steps"] == 12
     assert json.loads((out / "training_set.json").read_text())["as_of"] == AS_OF
     from funnelguard.warehouse import connect, read_partition
 
@@ -57,7 +57,7 @@ def test_clean_warehouse_trains_and_publishes(warehouse, run_cli, tmp_path, conf
     scores = model.predict(frame)
     assert all(np.isfinite(v).all() and v.shape == (len(frame),) for v in scores.values())
     runs = _rows(store_url, "fg_training_runs")
-    assert [(r["as_of"], r["status"], r["steps"]) for r in runs] == [(AS_OF, "pass", 25)]
+    assert [(r["as_of"], r["status"], r["steps"]) for r in runs] == [(AS_OF, "pass", 12)]
     models = _rows(store_url, "fg_models")
     assert models[0]["path"] == str(out) and models[0]["training_run_id"] == runs[0]["id"]
 
