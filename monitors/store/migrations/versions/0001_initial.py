@@ -1,13 +1,13 @@
 """results store: runs, findings, metrics, alerts, training runs, models
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-30 01:06:20.072874
 """
-from alembic import op
 import sqlalchemy as sa
-import funnelguard.warehouse
+from alembic import op
 
+import funnelguard.warehouse
 
 revision = '0001'
 down_revision = None
