@@ -5,8 +5,8 @@ with the is-default indicators), trunk 256-128, four heads, batch 4096, torch on
 Variants, run in interleaved blocks so that load on the shared machine hits them alike:
 
 - ``sparse, guard on``: sparse embedding gradients + SparseAdam, AdamW for the rest, the guard
-  at its defaults (loss / grad-norm checks every step, per-task probe every 50 steps, replay
-  snapshot every 8 steps);
+  at its defaults (loss / grad-norm checks every step, per-task probe every 100 steps, replay
+  snapshot every 16 steps);
 - ``sparse, guard off``: the same loop with ``guard.enabled = false``;
 - ``dense AdamW, guard off``: dense embedding gradients, AdamW over the tables too.
 
@@ -71,7 +71,7 @@ def _block(trainer: Trainer, start: int, steps: int) -> float:
     return time.perf_counter() - began
 
 
-def measure(rows: int, steps: int, block: int = 8) -> dict[str, float]:
+def measure(rows: int, steps: int, block: int = 16) -> dict[str, float]:
     data = synthetic_tensors(rows)
     variants = {
         "sparse embeddings + SparseAdam, guard on": _trainer(data, guard=True, sparse=True),
@@ -91,7 +91,7 @@ def measure(rows: int, steps: int, block: int = 8) -> dict[str, float]:
 
 def main() -> None:
     torch.set_num_threads(2)
-    steps = int(os.environ.get("FUNNELGUARD_BENCH_STEPS", "48"))
+    steps = int(os.environ.get("FUNNELGUARD_BENCH_STEPS", "112"))
     rows = int(os.environ.get("FUNNELGUARD_BENCH_ROWS", "200000"))
     per_step = measure(rows, steps)
     on = per_step["sparse embeddings + SparseAdam, guard on"]
@@ -103,7 +103,7 @@ def main() -> None:
         f"`.venv/bin/python -m bench train` - {machine()}, torch {torch.__version__} on 2 "
         f"threads, load average at start {os.getloadavg()[0]:.1f}. Model 3 x 100k x 16 "
         f"hashed-id embeddings, trunk 256-128, 4 heads, batch {BATCH}; {steps} measured steps "
-        f"per variant in interleaved blocks of 8, {rows} synthetic rows.",
+        f"per variant in interleaved blocks of 16, {rows} synthetic rows.",
         "",
         "| variant | ms / step | examples / s | vs sparse, guard off |",
         "|---|---:|---:|---:|",

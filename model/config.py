@@ -5,8 +5,8 @@ A config file (YAML or JSON, ``--config PATH``) overrides the defaults section b
     model:    {architecture: shared_bottom, embedding_dim: 16, trunk: [256, 128], esmm: false}
     loss:     {weighting: fixed, task_weights: {click: 1.0}, pos_weight: {}, focal_gamma: 0.0}
     optim:    {lr: 0.002, sparse_lr: 0.01, batch_size: 1024, epochs: 2, precision: fp32}
-    guard:    {loss_spike_z: 12.0, grad_explosion_factor: 25.0, probe_every: 50}
-    run:      {seed: 0, checkpoint_every: 200, snapshot_every: 8}
+    guard:    {loss_spike_z: 12.0, grad_explosion_factor: 25.0, probe_every: 100}
+    run:      {seed: 0, checkpoint_every: 200, snapshot_every: 16}
 
 Unknown keys are refused with the file and the key, so a misspelled threshold never silently
 falls back to its default. Every default here was chosen so the guard never fires on clean
@@ -152,7 +152,7 @@ class GuardConfig:
     grad_warmup: int = 20
     grad_explosion_factor: float = 25.0
     max_grad_norm: float = 1e4
-    probe_every: int = 50
+    probe_every: int = 100
     domination_share: float = 0.995
     conflict_cosine: float = -0.95
     probe_patience: int = 3
@@ -179,8 +179,8 @@ class RunConfig:
 
     seed: int = 0
     checkpoint_every: int = 200
-    snapshot_every: int = 8
-    replay_steps: int = 8
+    snapshot_every: int = 16
+    replay_steps: int = 16
     log_every: int = 10
     tensorboard: bool = True
     progress: bool = True
