@@ -130,4 +130,5 @@ def funnelguard_nightly_training():
     steps >> send_alerts()
     steps >> training_failed()
 
+
 funnelguard_nightly_training()

@@ -115,7 +115,8 @@ def _nightly_lines(store, states: Sequence[tuple[str, str, str]]) -> list[str]:
         lines.append(f"  partition {partition} (as of {as_of}): {state}")
         readiness = snapshot_readiness(store, partition)
         if not readiness.ready:
-            lines.append(f"      held before the gate: {readiness.describe().splitlines()[0]}")
+            reason = readiness.describe().splitlines()[0].rstrip(":")
+            lines.append(f"      held before the gate: {reason} (listed above)")
             continue
         lines += _run_lines(store, ("gate", "train", "evaluate"), [as_of])[1:]
     return lines
