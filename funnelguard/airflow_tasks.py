@@ -72,27 +72,18 @@ def _describe(result: RunResult) -> str:
 
 
 def failure_summary(result: RunResult, *, max_lines: int = MAX_SUMMARY_LINES) -> str:
-    """A short plain-language summary of a failed or errored run (no examples: no PII).
+    """A short plain-language summary of a failed or errored run, for the task log and the
+    Slack failure notifier: the alerts package's run summary (numbers in words, PII values
+    redacted, never the examples) plus the run's artifact paths.
 
     Args:
         result: the command's result.
-        max_lines: at most this many failing findings are listed; the rest are counted.
+        max_lines: at most this many findings are described; the rest are counted.
     """
-    head = _describe(result)
-    if result.error is not None:
-        return f"{head}: {result.error.kind} error: {result.error.message}"
-    failing = [f for f in result.findings if f.failed_error]
-    warnings = [f for f in result.findings if not f.passed and not f.failed_error]
-    lines = [f"{head}: {result.status}, {len(failing)} of {len(result.findings)} checks failed"
-             + (f" ({len(warnings)} warnings)" if warnings else "")]
-    for f in failing[:max_lines]:
-        where = " ".join(x for x in (f.environment, f.feature, f.task, f.segment) if x)
-        verdict = f" verdict={f.value}" if f.check == "triage" else ""
-        lines.append(f"- {f.check}{verdict} {where}: {f.message}".replace("  ", " "))
-    if len(failing) > max_lines:
-        lines.append(f"- ... and {len(failing) - max_lines} more")
-    for name, path in result.artifacts.items():
-        lines.append(f"{name}: {path}")
+    from monitors.alerts.message import render_run_summary
+
+    lines = [render_run_summary(result, max_lines=max_lines)]
+    lines += [f"{name}: {path}" for name, path in result.artifacts.items()]
     return "\n".join(lines)
 
 

@@ -25,7 +25,9 @@ FAILED = RunResult(
         Finding("default_rate", False, "error", feature="approval_odds", environment="online",
                 segment="device_type=android", value=0.97, threshold=0.05, count=588,
                 message="approval_odds default rate online 97.0 % vs offline 0.0 %",
-                examples=("secret-user-1",)),
+                examples=(0.0,)),
+        Finding("range", False, "error", feature="user_id", environment="online",
+                message="user_id out of format", examples=("user-4711",)),
         Finding("drift", False, "warning", feature="credit_score", environment="online",
                 message="credit_score drifted"),
         Finding("drift", True, "error", feature="item_apr", environment="online_vs_offline"),
@@ -50,10 +52,13 @@ def test_exit_1_fails_without_retry_and_names_the_failure():
     with pytest.raises(AirflowFailException) as caught:
         raise_for(outcome)
     text = str(caught.value)
-    assert "funnelguard drift 2026-10-24 (ranking_features): fail, 1 of 3 checks failed (1 warnings)" in text
-    assert "default_rate online approval_odds device_type=android" in text
+    assert text.startswith("funnelguard drift · ranking_features · 2026-10-24: FAIL — "
+                           "3 of 4 checks not passed")
+    assert "approval_odds default rate: default rate online 97.0 % vs offline 0.0 %, android only" in text
+    assert "credit_score drift" in text
     assert "drift_report: /out/reports/2026-10-24/drift.html" in text
-    assert "secret-user-1" not in text, "examples may hold PII: never in a summary"
+    assert "user_id" in text
+    assert "user-4711" not in text, "user_id is PII in the contract: its values never reach Slack"
 
 
 def test_exit_2_fails_without_retry_with_the_input_error():
@@ -73,16 +78,19 @@ def test_exit_3_raises_a_plain_exception_so_airflow_retries():
 def test_triage_verdict_is_in_the_summary():
     stopped = RunResult("train", "2026-10-25", dataset="training", findings=(
         Finding("triage", False, "error", feature="user_ctr_30d", value="data",
-                message="Training stopped at step 12: non_finite_loss"),))
-    assert "triage verdict=data user_ctr_30d: Training stopped at step 12" in failure_summary(stopped)
+                message="Training stopped at step 12: non_finite_loss (click).\n"
+                        "Verdict: data — the batch carries non-finite user_ctr_30d."),))
+    text = failure_summary(stopped)
+    assert "user_ctr_30d triage: Training stopped at step 12: non_finite_loss" in text
+    assert "Verdict: data" in text
 
 
 def test_summary_lists_at_most_max_lines_and_counts_the_rest():
     many = RunResult("validate", "2026-10-24", findings=tuple(
         Finding("range", False, "error", feature=f"f{i}", message="out of range") for i in range(12)))
     text = failure_summary(many, max_lines=3)
-    assert text.count("- range") == 3
-    assert "- ... and 9 more" in text
+    assert text.count("• ") == 3
+    assert "…and 9 more" in text
 
 
 def test_run_command_in_process_maps_a_bad_warehouse_to_fail_and_stores_the_error(tmp_path):
