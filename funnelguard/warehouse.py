@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 __all__ = [
     "TASKS",
     "FEATURES",
+    "FEATURE_BY_NAME",
+    "ITEM_TYPES",
+    "DEVICE_TYPES",
+    "TIMESTAMP_COLUMNS",
     "FeatureSpec",
     "feature_names",
     "metadata",
