@@ -13,6 +13,8 @@ PORT="${AIRFLOW_PORT:-8080}"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/.funnelguard/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
+# LocalExecutor starts one worker process per parallelism slot: keep it small on a laptop.
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT="$PORT"
 export AIRFLOW__API__BASE_URL="http://127.0.0.1:$PORT"
@@ -27,6 +29,8 @@ if [[ -z "${AIRFLOW_CONN_FUNNELGUARD_SLACK:-}" ]]; then
          "store's outbox until it is (docs/operations.md)." >&2
 fi
 
+# standalone starts its components as `airflow ...` subprocesses: the venv must be on PATH.
+export PATH="$VENV/bin:$PATH"
 mkdir -p "$AIRFLOW_HOME"
 cd "$ROOT"
 echo "Airflow UI: http://127.0.0.1:$PORT  (AIRFLOW_HOME=$AIRFLOW_HOME, DAGs from $ROOT/dags)"
