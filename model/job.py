@@ -28,6 +28,7 @@ from model.bundle import feature_ranges, scan_inputs, update_bundle, write_bundl
 from model.config import TrainConfig
 from model.encoding import FeatureEncoder
 from model.errors import TrainingAnomaly
+from model.intercepts import refit_intercepts
 from model.state import latest_checkpoint, read_checkpoint
 from model.training import StepStats, Trainer
 from model.triage import TriageResult, triage
@@ -142,12 +143,14 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
         result = trainer.run()
     except TrainingAnomaly as exc:
         return _stopped(trainer, exc, out, config, as_of, store_url, common)
+    shifts = refit_intercepts(net, data) if config.run.refit_intercepts else {}
     holdout_losses = _holdout_losses(trainer, holdout, encoder)
     version = f"funnel-{as_of}-{fingerprint[:8]}"
     save_model(out, net, encoder, config, base_rates=base_rates,
                description=dict(training_set.description), as_of=as_of, version=version,
                downsample_rate=training_set.downsample_rate,
                extra={"steps": result.steps, "holdout_loss": holdout_losses,
+                      "intercept_shift": shifts,
                       "train_loss": result.final_losses, "resumed_from": result.resumed_from})
     _record(store_url, as_of=as_of, status="pass", out=out, config=config, steps=result.steps,
             summary={"train_loss": result.final_losses, "holdout_loss": holdout_losses},

@@ -91,13 +91,17 @@ class FunnelNet(nn.Module):
             previous = rates[t]
         return out
 
-    def forward(self, batch: FeatureBatch) -> dict[str, torch.Tensor]:
+    def head_logits(self, batch: FeatureBatch) -> dict[str, torch.Tensor]:
+        """Each head's own ``B`` logits (ESMM: of the conditional probability, unchained)."""
         ids = self.id_embeddings(batch.ids)  # B x I x D
         cats = self.cat_embeddings(batch.cats)  # B x C x D
         dense = self.dense_arch(batch.dense)  # B x O
         x = torch.cat([ids.flatten(1), cats.flatten(1), dense], dim=1)
         reps = self.bottom(x)
-        logits = {t: self.heads[t](reps[t]) for t in self.tasks}
+        return {t: self.heads[t](reps[t]) for t in self.tasks}
+
+    def forward(self, batch: FeatureBatch) -> dict[str, torch.Tensor]:
+        logits = self.head_logits(batch)
         if self.esmm:
             return chain_logits(logits, self.tasks)
         return {t: v.float() for t, v in logits.items()}

@@ -23,13 +23,18 @@ __all__ = ["SyntheticSet", "synthetic_training_set"]
 
 @dataclass(frozen=True)
 class SyntheticSet:
-    """Duck-type of ``model.trainset.TrainingSet`` (frame, as_of, tasks, rate, description)."""
+    """Duck-type of ``model.trainset.TrainingSet`` (frame, as_of, tasks, rate, description).
+
+    ``truth`` holds, per task, each row's true unconditional probability (the known truth a
+    calibration test compares the model with), in frame order.
+    """
 
     frame: pd.DataFrame
     as_of: dt.date
     tasks: tuple[str, ...] = TASKS
     downsample_rate: float | None = None
     description: dict[str, Any] = field(default_factory=dict)
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -98,13 +103,20 @@ def synthetic_training_set(rows: int = 20000, *, seed: int = 0, ids: int = 5000,
         frame.loc[hit, spec_name] = default
     age = (pd.Timestamp(as_of, tz="UTC") - frame["event_ts"]).dt.total_seconds() / 86400
     maturity = {"click": 1.0, "application": 3.0, "conversion": 14.0, "approval": 14.0}
+    # As the builder does: a row is known once its window has closed; an immature row is
+    # masked even when its event already loaded early (label 1.0 under a False mask).
+    loaded_early = rng.random(n) < 0.5
     for task, outcome in zip(TASKS, (click, app, conv, appr), strict=True):
-        mask = (age >= maturity[task]).to_numpy() | outcome
+        mask = (age >= maturity[task]).to_numpy()
         if not mask.any():
-            mask = outcome | (rng.random(n) < 0.5)
-        frame[f"label_{task}"] = np.where(mask, outcome, False).astype(np.float64)
+            mask = rng.random(n) < 0.5
+        frame[f"label_{task}"] = (outcome & (mask | loaded_early)).astype(np.float64)
         frame[f"mask_{task}"] = mask
     split = np.where(np.arange(n) >= int(n * (1 - holdout_share)), "holdout", "train")
     frame["split"] = split
     description = {"synthetic": True, "rows": {"total": n}, "seed": seed}
-    return SyntheticSet(frame, as_of, TASKS, None, description)
+    p_app_u = p_click * p_app
+    p_conv_u = p_app_u * p_conv
+    truth = {t: np.asarray(p, dtype=np.float64) for t, p in zip(
+        TASKS, (p_click, p_app_u, p_conv_u, p_conv_u * p_appr), strict=True)}
+    return SyntheticSet(frame, as_of, TASKS, None, description, truth)

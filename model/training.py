@@ -129,6 +129,7 @@ class Trainer:
         self.tables = list(net.embedding_tables().values())
         table_ids = {id(t.weight) for t in self.tables}
         self.optimizers = self._build_optimizers(table_ids)
+        self.lr_scale = 1.0  # the triage replays at a tenth of the rate through this
         self.precision = o.precision
         self.scaler = torch.amp.GradScaler("cpu") if o.precision == "fp16" else None
         self.guard = GuardState.fresh(self.tasks, config.guard)
@@ -152,12 +153,31 @@ class Trainer:
                 continue
             scale = float(o.head_lr_scale.get(head_of.get(id(p), ""), 1.0))
             groups.setdefault(o.lr * scale, []).append(p)
-        dense_groups = [{"params": ps, "lr": lr} for lr, ps in groups.items()]
+        # ``base_lr`` travels in the groups (and so in every state_dict): the schedule scales it.
+        dense_groups = [{"params": ps, "lr": lr, "base_lr": lr} for lr, ps in groups.items()]
         if o.sparse_embeddings:
             return [torch.optim.AdamW(dense_groups, lr=o.lr, weight_decay=o.weight_decay),
-                    torch.optim.SparseAdam(sparse_params, lr=o.sparse_lr)]
-        dense_groups.append({"params": sparse_params, "lr": o.sparse_lr, "weight_decay": 0.0})
+                    torch.optim.SparseAdam([{"params": sparse_params, "lr": o.sparse_lr,
+                                             "base_lr": o.sparse_lr}], lr=o.sparse_lr)]
+        dense_groups.append({"params": sparse_params, "lr": o.sparse_lr, "base_lr": o.sparse_lr,
+                             "weight_decay": 0.0})
         return [torch.optim.AdamW(dense_groups, lr=o.lr, weight_decay=o.weight_decay)]
+
+    def lr_factor(self, step: int) -> float:
+        """The schedule's multiplier of every base learning rate at ``step`` (pure in step)."""
+        schedule = self.config.optim.lr_schedule
+        if schedule == "constant" or self.total_steps <= 0:
+            return 1.0
+        progress = min(step / self.total_steps, 1.0)
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress
+
+    def _set_learning_rates(self, step: int) -> None:
+        factor = self.lr_factor(step) * self.lr_scale
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
 
     # -- state ------------------------------------------------------------------------------
     def tensor_state(self) -> dict[str, Any]:
@@ -275,6 +295,7 @@ class Trainer:
                           rows, rng, precision)
         skipped = False
         if dynamic:
+            self._set_learning_rates(step)
             before = self.scaler.get_scale()
             for opt in self.optimizers:
                 self.scaler.step(opt)
@@ -285,6 +306,7 @@ class Trainer:
                 self._stop_if(check_scaler(step, scale, skipped, self.guard, cfg), rows, rng,
                               precision)
         else:
+            self._set_learning_rates(step)
             for opt in self.optimizers:
                 opt.step()
         for t, v in values.items():

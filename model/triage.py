@@ -134,10 +134,8 @@ def replay(trainer: Trainer, state: TrainingState, to_step: int, *, precision: s
            detect_anomaly: bool = False, lr_scale: float = 1.0) -> ReplayRun:
     """Restore ``state``, replay the steps before ``to_step``, then measure ``to_step``."""
     trainer.restore(state)
-    saved_lrs = [[g["lr"] for g in opt.param_groups] for opt in trainer.optimizers]
-    for opt in trainer.optimizers:
-        for g in opt.param_groups:
-            g["lr"] *= lr_scale
+    saved_scale = trainer.lr_scale
+    trainer.lr_scale = saved_scale * lr_scale
     losses: dict[int, dict[str, float]] = {}
     try:
         for s in range(state.step, to_step):
@@ -149,9 +147,7 @@ def replay(trainer: Trainer, state: TrainingState, to_step: int, *, precision: s
             losses[s] = stats.losses
         m = measure(trainer, to_step, precision=precision, detect_anomaly=detect_anomaly)
     finally:
-        for opt, lrs in zip(trainer.optimizers, saved_lrs, strict=True):
-            for g, lr in zip(opt.param_groups, lrs, strict=True):
-                g["lr"] = lr
+        trainer.lr_scale = saved_scale
     losses[to_step] = m["losses"]
     cfg = trainer.config.guard
     guard = GuardState.from_dict(trainer.guard.to_dict(), cfg)
