@@ -64,7 +64,7 @@ def notify_slack_of_failure(context) -> None:
 def funnelguard_nightly_training():
     @task
     def resolve_partition() -> str:
-        from funnelguard.airflow_tasks import nightly_partition
+        from funnelguard.orchestration.airflow_tasks import nightly_partition
 
         context = get_current_context()
         return nightly_partition(context["params"], context.get("logical_date"),
@@ -72,7 +72,7 @@ def funnelguard_nightly_training():
 
     @task.sensor(poke_interval=300, timeout=8 * 3600, mode="reschedule")
     def wait_for_snapshot_checks(partition: str) -> PokeReturnValue:
-        from funnelguard.jobs import snapshot_checks_ready
+        from funnelguard.orchestration.jobs import snapshot_checks_ready
 
         if not get_current_context()["params"]["wait_for_snapshot_checks"]:
             print("not waiting for the snapshot checks: wait_for_snapshot_checks is off")
@@ -82,13 +82,13 @@ def funnelguard_nightly_training():
 
     @task
     def label_gate(partition: str) -> dict:
-        from funnelguard.jobs import label_gate
+        from funnelguard.orchestration.jobs import label_gate
 
         return label_gate(partition)
 
     @task(execution_timeout=dt.timedelta(hours=3))
     def train(partition: str) -> dict:
-        from funnelguard.jobs import train_candidate
+        from funnelguard.orchestration.jobs import train_candidate
 
         context = get_current_context()
         return train_candidate(partition, context["params"]["train_config"],
@@ -96,20 +96,20 @@ def funnelguard_nightly_training():
 
     @task
     def evaluate(partition: str, candidate: dict) -> dict:
-        from funnelguard.jobs import evaluate_candidate
+        from funnelguard.orchestration.jobs import evaluate_candidate
 
         thresholds = get_current_context()["params"]["evaluate_thresholds"]
         return evaluate_candidate(partition, candidate, thresholds=thresholds)
 
     @task
     def publish(partition: str, candidate: dict, evaluation: dict) -> dict:
-        from funnelguard.jobs import publish_candidate
+        from funnelguard.orchestration.jobs import publish_candidate
 
         return publish_candidate(partition, candidate, evaluation)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def send_alerts() -> dict:
-        from funnelguard.jobs import flush_alerts
+        from funnelguard.orchestration.jobs import flush_alerts
 
         return flush_alerts()
 

@@ -55,32 +55,32 @@ def notify_slack_of_failure(context) -> None:
 def funnelguard_snapshot_offline():
     @task
     def resolve_partitions() -> list[str]:
-        from funnelguard.airflow_tasks import snapshot_partitions
+        from funnelguard.orchestration.airflow_tasks import snapshot_partitions
 
         context = get_current_context()
         return snapshot_partitions(context["params"], context["triggering_asset_events"])
 
     @task
     def validate_features(partition: str) -> dict:
-        from funnelguard.jobs import snapshot_check
+        from funnelguard.orchestration.jobs import snapshot_check
 
         return snapshot_check("validate_features", ENVIRONMENT, partition)
 
     @task
     def validate_impressions(partition: str) -> dict:
-        from funnelguard.jobs import snapshot_check
+        from funnelguard.orchestration.jobs import snapshot_check
 
         return snapshot_check("validate_impressions", ENVIRONMENT, partition)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def record_snapshot(partitions: list[str]) -> dict:
-        from funnelguard.jobs import record_snapshot
+        from funnelguard.orchestration.jobs import record_snapshot
 
         return record_snapshot(ENVIRONMENT, partitions)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def send_alerts() -> dict:
-        from funnelguard.jobs import flush_alerts
+        from funnelguard.orchestration.jobs import flush_alerts
 
         return flush_alerts()
 

@@ -58,44 +58,44 @@ def notify_slack_of_failure(context) -> None:
 def funnelguard_snapshot_online():
     @task
     def resolve_partitions() -> list[str]:
-        from funnelguard.airflow_tasks import snapshot_partitions
+        from funnelguard.orchestration.airflow_tasks import snapshot_partitions
 
         context = get_current_context()
         return snapshot_partitions(context["params"], context["triggering_asset_events"])
 
     @task
     def validate_features(partition: str) -> dict:
-        from funnelguard.jobs import snapshot_check
+        from funnelguard.orchestration.jobs import snapshot_check
 
         return snapshot_check("validate_features", ENVIRONMENT, partition)
 
     @task
     def drift(partition: str) -> dict:
-        from funnelguard.jobs import snapshot_check
+        from funnelguard.orchestration.jobs import snapshot_check
 
         return snapshot_check("drift", ENVIRONMENT, partition)
 
     @task
     def skew(partition: str) -> dict:
-        from funnelguard.jobs import snapshot_check
+        from funnelguard.orchestration.jobs import snapshot_check
 
         return snapshot_check("skew", ENVIRONMENT, partition)
 
     @task
     def freshness(partition: str) -> dict:
-        from funnelguard.jobs import snapshot_check
+        from funnelguard.orchestration.jobs import snapshot_check
 
         return snapshot_check("freshness", ENVIRONMENT, partition)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def record_snapshot(partitions: list[str]) -> dict:
-        from funnelguard.jobs import record_snapshot
+        from funnelguard.orchestration.jobs import record_snapshot
 
         return record_snapshot(ENVIRONMENT, partitions)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def send_alerts() -> dict:
-        from funnelguard.jobs import flush_alerts
+        from funnelguard.orchestration.jobs import flush_alerts
 
         return flush_alerts()
 

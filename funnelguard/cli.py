@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from funnelguard.errors import (
-    EXIT_ENVIRONMENT,
     EXIT_FAIL,
     EXIT_INPUT,
     EXIT_PASS,

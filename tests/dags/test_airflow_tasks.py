@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from funnelguard.airflow_tasks import (
+from funnelguard.findings import ErrorInfo, Finding, RunResult
+from funnelguard.orchestration.airflow_tasks import (
     EnvironmentRetry,
     failure_summary,
     nightly_partition,
@@ -17,7 +18,6 @@ from funnelguard.airflow_tasks import (
     run_command,
     snapshot_partitions,
 )
-from funnelguard.findings import ErrorInfo, Finding, RunResult
 
 FAILED = RunResult(
     command="drift", partition="2026-10-24", dataset="ranking_features",

@@ -6,7 +6,11 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk import Connection
 
-from funnelguard.connections import ConnectionConfigError, sqlalchemy_url, url_for_connection
+from funnelguard.orchestration.connections import (
+    ConnectionConfigError,
+    sqlalchemy_url,
+    url_for_connection,
+)
 
 
 def _conn(uri: str, conn_id: str = "funnelguard_warehouse") -> Connection:

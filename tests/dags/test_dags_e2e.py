@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from funnelguard.slack_sink import SlackSink
+from funnelguard.demo.slack_sink import SlackSink
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def test_clean_partition_is_green_and_publishes_a_champion(dagbag, warehouse, wi
     assert state == "success", tasks
     assert {t: s for t, s in tasks.items() if s != "success"} == {"training_failed": "skipped"}
 
-    from funnelguard.publishing import champion
+    from funnelguard.orchestration.publishing import champion
 
     store = _store(store_url)
     runs = {(r.command, r.dataset, r.environment): r.status for r in store.runs(partition=LAST)}

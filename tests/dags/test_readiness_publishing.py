@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from funnelguard.findings import ErrorInfo, Finding, RunResult
-from funnelguard.publishing import champion, publish_model
-from funnelguard.readiness import snapshot_marker, snapshot_readiness
+from funnelguard.orchestration.publishing import champion, publish_model
+from funnelguard.orchestration.readiness import snapshot_marker, snapshot_readiness
 from monitors.store import open_store
 
 D = "2026-10-24"

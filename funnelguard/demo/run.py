@@ -25,8 +25,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from funnelguard.demo_report import print_summary, print_warehouse
-from funnelguard.slack_sink import SlackSink
+from funnelguard.demo.report import print_summary, print_warehouse
+from funnelguard.demo.slack_sink import SlackSink
 
 __all__ = ["DEMO_FAULTS", "DemoPaths", "build_warehouse", "airflow_environment", "quick_retries",
            "run_dags", "main"]
@@ -47,7 +47,7 @@ class DemoPaths:
         self.warehouse = self.state / "demo" / "warehouse.db"
         self.store = self.state / "demo" / "results.db"
         self.airflow_home = self.state / "airflow"
-        self.dags = Path(__file__).resolve().parents[1] / "dags"
+        self.dags = Path(__file__).resolve().parents[2] / "dags"
         self.output = output.resolve()
 
     @property
@@ -188,6 +188,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nDemo finished in {time.monotonic() - began:.0f} s.")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

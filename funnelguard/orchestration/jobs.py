@@ -1,9 +1,9 @@
 """The steps of the scheduled jobs, one function per DAG task.
 
 Each function resolves the connections and the output folder at run time, builds one
-``funnelguard`` command line and runs it through :func:`funnelguard.airflow_tasks.run_command`
+``funnelguard`` command line and runs it through :func:`funnelguard.orchestration.airflow_tasks.run_command`
 (exit 0 → XCom, 1/2 → ``AirflowFailException``, 3 → retry). Output layout under
-:func:`~funnelguard.airflow_tasks.output_root`::
+:func:`~funnelguard.orchestration.airflow_tasks.output_root`::
 
     results/PARTITION/ENV/CHECK.json      every command's --json document
     reports/PARTITION/ENV/                 HTML reports (drift, skew)
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from funnelguard.airflow_tasks import connection_urls, output_root, run_command
+from funnelguard.orchestration.airflow_tasks import connection_urls, output_root, run_command
 
 __all__ = [
     "SNAPSHOT_CHECKS",
@@ -86,7 +86,7 @@ def snapshot_check(check: str, environment: str, partition: str) -> Mapping[str,
 def record_snapshot(environment: str, partitions: Sequence[str]) -> Mapping[str, Any]:
     """Store the marker saying the environment's snapshot checks finished for ``partitions``
     (whatever their verdicts: the nightly job reads those from the store)."""
-    from funnelguard.readiness import snapshot_marker
+    from funnelguard.orchestration.readiness import snapshot_marker
     from monitors.store import open_store
 
     _, store_url = connection_urls()
@@ -98,7 +98,7 @@ def record_snapshot(environment: str, partitions: Sequence[str]) -> Mapping[str,
 
 def flush_alerts() -> Mapping[str, Any]:
     """Deliver the alerts queued in the store's outbox to Slack (``funnelguard_slack``)."""
-    from funnelguard.connections import SLACK_CONN_ID
+    from funnelguard.orchestration.connections import SLACK_CONN_ID
 
     _, store = connection_urls()
     return run_command(["alerts", "flush", "--store", store, "--slack-conn", SLACK_CONN_ID],
@@ -115,7 +115,7 @@ def snapshot_checks_ready(partition: str) -> tuple[bool, dict[str, Any]]:
         AirflowFailException: a snapshot check failed or could not run: training must not use
             this partition (no retry, the notifier fires with the list).
     """
-    from funnelguard.readiness import snapshot_readiness
+    from funnelguard.orchestration.readiness import snapshot_readiness
     from monitors.store import open_store
 
     _, store_url = connection_urls()
@@ -164,7 +164,7 @@ def evaluate_candidate(partition: str, candidate: Mapping[str, Any], *,
         candidate: the train task's XCom (``model_dir``, ``as_of``).
         thresholds: a file overriding the evaluation floors and tolerances.
     """
-    from funnelguard.publishing import champion
+    from funnelguard.orchestration.publishing import champion
     from monitors.store import open_store
 
     warehouse, store = connection_urls()
@@ -184,7 +184,7 @@ def evaluate_candidate(partition: str, candidate: Mapping[str, Any], *,
 def publish_candidate(partition: str, candidate: Mapping[str, Any],
                       evaluation: Mapping[str, Any]) -> Mapping[str, Any]:
     """Publish the evaluated candidate and record it as the champion."""
-    from funnelguard.publishing import publish_model
+    from funnelguard.orchestration.publishing import publish_model
     from monitors.store import open_store
 
     _, store = connection_urls()

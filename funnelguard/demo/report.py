@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from funnelguard.readiness import SNAPSHOT_COMMANDS
+from funnelguard.orchestration.readiness import SNAPSHOT_COMMANDS
 
 __all__ = ["warehouse_lines", "print_warehouse", "summary_lines", "print_summary"]
 
@@ -105,7 +105,7 @@ def _nightly_lines(store, states: Sequence[tuple[str, str, str]]) -> list[str]:
     """Per nightly run: held (and why, from the store), or its gate/train/evaluate verdicts."""
     import datetime as dt
 
-    from funnelguard.readiness import snapshot_readiness
+    from funnelguard.orchestration.readiness import snapshot_readiness
 
     lines: list[str] = []
     for dag_id, partition, state in states:
@@ -138,7 +138,7 @@ def _model_lines(store) -> list[str]:
 def summary_lines(store_url: str, output: Path, states: Sequence[tuple[str, str, str]],
                   slack: Sequence[dict[str, Any]] | None) -> list[str]:
     """The demo's closing summary (see the module docstring)."""
-    from funnelguard.slack_sink import message_text
+    from funnelguard.demo.slack_sink import message_text
     from monitors.store import open_store
 
     store = open_store(store_url)

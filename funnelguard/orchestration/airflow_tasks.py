@@ -243,7 +243,7 @@ def output_root() -> Path:
 def connection_urls() -> tuple[str, str]:
     """(warehouse URL, store URL) from the ``funnelguard_warehouse`` and ``funnelguard_store``
     connections; a missing or unusable connection fails the task (no retry)."""
-    from funnelguard.connections import (
+    from funnelguard.orchestration.connections import (
         STORE_CONN_ID,
         WAREHOUSE_CONN_ID,
         ConnectionConfigError,
