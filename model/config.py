@@ -96,7 +96,7 @@ class OptimConfig:
 
     Attributes:
         lr: AdamW learning rate of the dense parameters.
-        sparse_lr: SparseAdam learning rate of the embedding tables.
+        sparse_lr: learning rate of the embedding tables' lazy Adam (``model.optimizers``).
         weight_decay: AdamW weight decay.
         head_lr_scale: per-task multiplier of its head's learning rate.
         batch_size, epochs: the schedule (``max_steps`` caps it when > 0).
@@ -105,7 +105,8 @@ class OptimConfig:
             (the documented recipe); ``fp16-static`` autocast with a fixed loss scale and no
             scaler (refused by nothing, caught by the guard).
         static_loss_scale: the fixed scale of ``fp16-static``.
-        sparse_embeddings: sparse gradients + SparseAdam (False: dense grads, AdamW over all).
+        sparse_embeddings: sparse gradients + lazy row-wise Adam (False: dense grads, AdamW
+            over all).
         lr_schedule: ``linear`` (default) decays every learning rate linearly to 0 over the
             run, ``cosine`` along a half cosine, ``constant`` keeps it. The rate is a pure
             function of the step, so resuming and replaying see the same rates. Without decay

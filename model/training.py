@@ -1,7 +1,8 @@
 """The guarded training loop, read top to bottom: optimizers, one step, the run.
 
-:class:`Trainer` owns the network, the optimizers (SparseAdam for the embedding tables, AdamW
-for the dense parameters), the optional GradScaler and the guard's memory. ``step()`` measures
+:class:`Trainer` owns the network, the optimizers (a lazy row-wise Adam, ``model.optimizers``,
+for the embedding tables; AdamW for the dense parameters), the optional GradScaler and the
+guard's memory. ``step()`` measures
 (losses, the global gradient norm before clipping, the per-task probe every ``probe_every``
 steps, the scaler) and asks ``model.guard`` after each measurement, so a bad batch is stopped
 before its update is applied. ``run()`` adds snapshots for the triage, checkpoints,
@@ -35,6 +36,7 @@ from model.guard import (
 )
 from model.losses import TaskWeighting, task_losses
 from model.network import FunnelNet
+from model.optimizers import RowAdam
 from model.state import SnapshotRing, TrainingState, write_checkpoint
 
 __all__ = ["Trainer", "StepStats", "FitResult", "fit", "autocast_for", "first_non_finite_module"]
@@ -157,8 +159,8 @@ class Trainer:
         dense_groups = [{"params": ps, "lr": lr, "base_lr": lr} for lr, ps in groups.items()]
         if o.sparse_embeddings:
             return [torch.optim.AdamW(dense_groups, lr=o.lr, weight_decay=o.weight_decay),
-                    torch.optim.SparseAdam([{"params": sparse_params, "lr": o.sparse_lr,
-                                             "base_lr": o.sparse_lr}], lr=o.sparse_lr)]
+                    RowAdam([{"params": sparse_params, "lr": o.sparse_lr,
+                              "base_lr": o.sparse_lr}], lr=o.sparse_lr)]
         dense_groups.append({"params": sparse_params, "lr": o.sparse_lr, "base_lr": o.sparse_lr,
                              "weight_decay": 0.0})
         return [torch.optim.AdamW(dense_groups, lr=o.lr, weight_decay=o.weight_decay)]

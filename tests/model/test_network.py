@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 from model.artifacts import build_net
 from model.batches import tensors_for
@@ -134,3 +135,26 @@ def test_encoder_names_missing_columns(synth):
     enc = FeatureEncoder.fit(synth.frame, TrainConfig().model.id_buckets)
     with pytest.raises(FeatureFrameError, match=r"expected feature columns \['approval_odds'\]"):
         enc.encode(synth.frame.drop(columns=["approval_odds"]))
+
+
+def test_row_adam_matches_torch_sparse_adam_and_moves_only_batch_rows():
+    from model.optimizers import RowAdam
+
+    torch.manual_seed(0)
+    ours, ref = nn.Embedding(300, 4, sparse=True), nn.Embedding(300, 4, sparse=True)
+    ref.load_state_dict(ours.state_dict())
+    opt, ref_opt = RowAdam(ours.parameters(), lr=1e-2), torch.optim.SparseAdam(ref.parameters(), lr=1e-2)
+    before = ours.weight.detach().clone()
+    for _ in range(20):
+        rows = torch.randint(0, 100, (64,))  # rows 100.. are never in a batch
+        for table, o in ((ours, opt), (ref, ref_opt)):
+            o.zero_grad()
+            (table(rows) ** 2).sum().backward()
+            o.step()
+    assert torch.allclose(ours.weight, ref.weight, atol=1e-6)
+    assert torch.equal(ours.weight[100:], before[100:])
+    assert opt.state_dict()["state"][0]["step"] == 20
+    with pytest.raises(RuntimeError, match="expects sparse gradients"):
+        dense = nn.Embedding(10, 2)
+        (dense(torch.tensor([1])) ** 2).sum().backward()
+        RowAdam(dense.parameters()).step()
