@@ -16,7 +16,7 @@ LABELS = Path(resolve_contract_path("labels")).read_text()
 CASES = [
     ("type change", BASE, "      - name: hour_of_day\n        logicalType: integer",
      "      - name: hour_of_day\n        logicalType: number", "type_changed", "hour_of_day", True, True),
-    ("removed field", BASE, "      - name: days_since_last_visit\n        logicalType: integer\n        required: true\n        logicalTypeOptions: {minimum: 0}\n        customProperties:\n          - {property: default, value: -1}\n          - {property: maxDefaultRate, value: 0.05}\n",
+    ("removed field", BASE, "      - name: days_since_last_visit\n        logicalType: integer\n        required: true\n        logicalTypeOptions: {minimum: 0}\n        customProperties:\n          - {property: checks, value: {default_rate: {tolerance: 0.01, severity: error}}}\n          - {property: default, value: -1}\n          - {property: maxDefaultRate, value: 0.05}\n",
      "", "field_removed", "days_since_last_visit", False, True),
     ("renamed field", BASE, "- name: num_recent_inquiries", "- name: recent_inquiries",
      "field_renamed", "recent_inquiries", True, True),

@@ -43,7 +43,7 @@ def test_targets_come_from_the_contract_without_ids(ranking_contract):
     assert not {"user_id", "item_id", "merchant_id", "impression_id", "score_click"} & set(targets)
     assert len(targets) == 15
     assert targets["device_type"].column_type == "cat" and targets["item_type"].column_type == "cat"
-    assert targets["approval_odds"].threshold == 0.05 and targets["hour_of_day"].column_type == "num"
+    assert targets["approval_odds"].threshold == 0.08 and targets["hour_of_day"].column_type == "num"
 
 
 def test_test_choice_matches_evidentlys_on_full_data():
