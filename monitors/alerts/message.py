@@ -25,7 +25,10 @@ __all__ = ["QueuedAlert", "SlackMessage", "render_message", "describe_finding",
 
 LOCAL_RUNBOOK = "docs/alerts.md#runbook"
 _SECTION_LIMIT = 2900  # Block Kit allows 3000 characters per section text
-_RATE_WORDS = ("rate", "share", "fraction", "null", "default", "missing", "nan")
+# Checks whose value and threshold are fractions of rows (shown as percentages): the contract
+# checks (failing fraction), replay skew (mismatch rate), coverage and duplicates (share of keys).
+_RATE_WORDS = ("rate", "share", "fraction", "null", "default", "missing", "nan", "skew",
+               "coverage", "duplicate", "range", "allowed", "unique", "finite", "dtype")
 _SEVERITY_EMOJI = {"error": ":red_circle:", "warning": ":large_orange_circle:",
                    "info": ":large_blue_circle:"}
 

@@ -126,7 +126,7 @@ def test_run_summary_for_the_failure_notifier(directory):
     assert lines[0] == ("funnelguard validate · ranking_features · online · 2026-10-24: FAIL — "
                         "2 of 3 checks not passed")
     assert lines[1].startswith("• approval_odds default rate: default rate online 38.2 %")
-    assert lines[2] == "• credit_score range: 0.004 (limit 0), 12 rows"  # PII: numbers only
+    assert lines[2] == "• credit_score range: 0.4 % (limit 0.0 %), 12 rows"  # PII: numbers only
     assert "901" not in text and "{{" not in text
     error = RunResult(command="validate", partition="2026-10-24",
                       error=ErrorInfo("environment", "warehouse unreachable"))
