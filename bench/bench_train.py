@@ -60,7 +60,10 @@ def _trainer(data: TrainingTensors, *, guard: bool, sparse: bool,
     cfg = TrainConfig().replace(
         model={"id_buckets": BUCKETS, "trunk": [256, 128], "embedding_dim": 16},
         optim={"batch_size": BATCH, "epochs": 1000, "sparse_embeddings": sparse},
-        guard={"enabled": guard}, run={"progress": False, "tensorboard": False,
+        # The labels here are pure noise: once the model sits at the base rates its gradient
+        # norm collapses to ~0.01 and one batch can exceed 25x that. The threshold does not
+        # change what a guarded step computes, only whether it stops, so it is widened here.
+        guard={"enabled": guard, "grad_explosion_factor": 1000.0}, run={"progress": False, "tensorboard": False,
                                        "checkpoint_every": 0})
     torch.manual_seed(0)
     net = FunnelNet(cfg.model, BUCKETS, {"item_type": 7, "device_type": 7}, 26,
