@@ -87,7 +87,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="funnelguard", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="funnelguard", description="Data contracts, monitoring and guarded "
+                     "training for the funnel ranking model. Exit codes: 0 pass, 1 a check "
+                     "failed, 2 bad input, 3 environment failure.")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
