@@ -2,7 +2,8 @@
 
 A config file (YAML or JSON, ``--config PATH``) overrides the defaults section by section::
 
-    model:    {architecture: shared_bottom, embedding_dim: 16, trunk: [256, 128], esmm: false}
+    model:    {architecture: shared_bottom, embedding_dim: 16, trunk: [256, 128], esmm: false,
+               id_dropout: 0.5}
     loss:     {weighting: fixed, task_weights: {click: 1.0}, pos_weight: {}, focal_gamma: 0.0}
     optim:    {lr: 0.002, sparse_lr: 0.01, batch_size: 1024, epochs: 2, precision: fp32,
                lr_schedule: linear}
@@ -58,6 +59,12 @@ class ModelConfig:
         head_hidden: hidden width of each task head (0: a linear head).
         esmm: chain probabilities p(task) = p(previous task) * p(task | previous task).
         dropout: dropout after each trunk layer.
+        id_dropout: during training only, each looked-up id (per row and id column) is
+            replaced by its table's ``unknown`` bucket (row 0) with this probability, so the
+            trunk cannot lean on one id's row and row 0 learns the prior of an unseen id
+            (``model.modules.EmbeddingTables``). Off in evaluation and prediction; the draw
+            uses the torch RNG, which snapshots and checkpoints carry, so resume and replay
+            stay bit-identical. Categoricals are not dropped.
     """
 
     architecture: str = "shared_bottom"
@@ -71,6 +78,7 @@ class ModelConfig:
     head_hidden: int = 32
     esmm: bool = False
     dropout: float = 0.0
+    id_dropout: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -272,6 +280,9 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         bad = [k for k in mapping if k not in m.tasks]
         if bad:
             problems.append(f"{section} names unknown task(s) {bad}; tasks are {list(m.tasks)}")
+    if not 0.0 <= m.id_dropout < 1.0 or not 0.0 <= m.dropout < 1.0:
+        problems.append(f"model.id_dropout and model.dropout expected in [0, 1), found "
+                        f"{m.id_dropout} and {m.dropout}")
     if o.lr_schedule not in LR_SCHEDULES:
         problems.append(f"optim.lr_schedule expected one of {LR_SCHEDULES}, found {o.lr_schedule!r}")
     if o.batch_size < 1 or o.epochs < 1:

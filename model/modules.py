@@ -28,14 +28,18 @@ class EmbeddingTables(nn.Module):
         num_embeddings: rows per column (hashed buckets or vocabulary size), in input order.
         dim: embedding width ``D``.
         sparse: produce sparse gradients (for a lazy sparse optimizer such as SparseAdam).
+        dropout: in training mode, each index is replaced by 0 (the ``unknown`` row) with this
+            probability, independently per row and column (torch RNG); eval mode never drops.
 
     Call with ``indices``: ``B x T`` int64 (T = number of columns); returns ``B x T x D``.
     """
 
-    def __init__(self, num_embeddings: Mapping[str, int], dim: int, sparse: bool = True) -> None:
+    def __init__(self, num_embeddings: Mapping[str, int], dim: int, sparse: bool = True,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.names = tuple(num_embeddings)
         self.dim = dim
+        self.dropout = float(dropout)
         self.tables = nn.ModuleDict({
             name: nn.Embedding(int(n), dim, sparse=sparse) for name, n in num_embeddings.items()})
         for table in self.tables.values():
@@ -44,6 +48,9 @@ class EmbeddingTables(nn.Module):
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         if not self.names:
             return indices.new_zeros((indices.shape[0], 0, self.dim), dtype=torch.float32)
+        if self.training and self.dropout > 0:
+            dropped = torch.rand(indices.shape) < self.dropout
+            indices = indices.masked_fill(dropped, 0)
         return torch.stack([self.tables[n](indices[:, i]) for i, n in enumerate(self.names)], 1)
 
 

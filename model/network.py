@@ -68,7 +68,7 @@ class FunnelNet(nn.Module):
         self.tasks = tuple(config.tasks)
         self.esmm = config.esmm
         dim = config.embedding_dim
-        self.id_embeddings = EmbeddingTables(id_buckets, dim, sparse)
+        self.id_embeddings = EmbeddingTables(id_buckets, dim, sparse, config.id_dropout)
         self.cat_embeddings = EmbeddingTables(vocab_sizes, dim, sparse)
         self.dense_arch = DenseArch(dense_width, config.dense_dim)
         width = dim * (len(id_buckets) + len(vocab_sizes)) + config.dense_dim
