@@ -283,6 +283,10 @@ def _validate(cfg: TrainConfig, where: str) -> None:
     if not 0.0 <= m.id_dropout < 1.0 or not 0.0 <= m.dropout < 1.0:
         problems.append(f"model.id_dropout and model.dropout expected in [0, 1), found "
                         f"{m.id_dropout} and {m.dropout}")
+    small = {k: v for k, v in m.id_buckets.items() if not isinstance(v, int) or v < 2}
+    if small:
+        problems.append(f"model.id_buckets expected at least 2 per id (bucket 0 is unknown; 2 "
+                        f"puts every known id into one row), found {small}")
     if o.lr_schedule not in LR_SCHEDULES:
         problems.append(f"optim.lr_schedule expected one of {LR_SCHEDULES}, found {o.lr_schedule!r}")
     if o.batch_size < 1 or o.epochs < 1:

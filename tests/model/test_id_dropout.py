@@ -55,6 +55,11 @@ def test_id_dropout_out_of_range_is_refused():
         config_from_dict({"model": {"id_dropout": 1.0}})
 
 
+def test_an_id_table_of_one_bucket_is_refused():
+    with pytest.raises(ConfigError, match=r"model.id_buckets .* found \{'user_id': 1\}"):
+        config_from_dict({"model": {"id_buckets": {"user_id": 1, "item_id": 2}}})
+
+
 class _Interrupt(Exception):
     pass
 
