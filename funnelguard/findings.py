@@ -8,7 +8,8 @@ A :class:`Finding` is one check's verdict on one (feature, task, environment, se
      "findings": [...], "error": null|{"kind": "input"|"environment", "message": str}}
 
 ``status`` is ``fail`` exactly when an error-severity finding has ``passed: false``; warnings
-never fail a run. Extra keys (``dataset``, ``artifacts``, ``metrics``) are extensions.
+never fail a run. Extra keys (``dataset``, ``environment``, ``artifacts`` and a command's ``details``) are
+extensions.
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ class RunResult:
         dataset, environment: what the run was about (the store's key with command and partition).
         metrics: numbers stored beside the findings.
         artifacts: name -> path of reports, model directories, bundles.
+        details: extension keys of the JSON document holding the numbers behind the findings
+            (e.g. ``{"evaluation": {...}}``); written as they are, after the standard keys.
     """
 
     command: str
@@ -166,6 +169,7 @@ class RunResult:
     environment: str | None = None
     metrics: tuple[Metric, ...] = ()
     artifacts: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "findings", tuple(self.findings))
@@ -195,6 +199,9 @@ class RunResult:
             doc["environment"] = self.environment
         if self.artifacts:
             doc["artifacts"] = dict(self.artifacts)
+        for key, value in self.details.items():
+            if key not in doc:
+                doc[key] = _jsonable(value)
         return doc
 
     def dumps(self) -> str:

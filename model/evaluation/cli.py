@@ -80,11 +80,11 @@ def _model_name(resolved) -> str:
 
 def _evaluate(args: argparse.Namespace):
     from funnelguard.errors import InputError
+    from funnelguard.findings import RunResult
     from funnelguard.warehouse import connect, parse_date
     from model.evaluation.bootstrap import PairedBootstrap
     from model.evaluation.evaluate import evaluate_model
     from model.evaluation.importance import permutation_importance, write_feature_importance
-    from model.evaluation.report import ReportResult
     from model.evaluation.scorers import resolve_scorer
     from model.evaluation.thresholds import load_thresholds
 
@@ -108,24 +108,23 @@ def _evaluate(args: argparse.Namespace):
         importance = permutation_importance(scorer, holdout.frame, as_of=as_of.isoformat())
         artifacts["feature_importance"] = str(write_feature_importance(scorer.model_dir,
                                                                        importance))
-    return ReportResult(
+    return RunResult(
         command="evaluate", partition=as_of.isoformat(), findings=evaluation.findings,
         dataset=_model_name(scorer), environment="offline", metrics=evaluation.metrics(),
-        artifacts=artifacts, report_key="evaluation",
-        report={"holdout_days": [d.isoformat() for d in holdout.days],
+        artifacts=artifacts,
+        details={"evaluation": {"holdout_days": [d.isoformat() for d in holdout.days],
                 "rows": len(holdout.frame), "oracle": holdout.oracle is not None,
                 "bootstrap": {"replicates": args.bootstrap, "seed": args.seed},
-                "slices": evaluation.to_json()})
+                "slices": evaluation.to_json()}})
 
 
 def _replay(args: argparse.Namespace):
     import dataclasses
 
     from funnelguard.errors import InputError
-    from funnelguard.findings import Metric
+    from funnelguard.findings import Metric, RunResult
     from funnelguard.warehouse import connect, parse_date
     from model.evaluation.replay import load_replay_frames, replay_scores
-    from model.evaluation.report import ReportResult
     from model.evaluation.scorers import resolve_scorer
     from model.evaluation.thresholds import load_thresholds
     from model.evaluation.verdicts import replay_findings
@@ -152,17 +151,17 @@ def _replay(args: argparse.Namespace):
         for feature, _, share, _ in r.contributions:
             metrics.append(Metric("score_skew_share", share, feature=feature, task=r.task,
                                   environment="online_vs_offline"))
-    return ReportResult(
+    return RunResult(
         command="replay", partition=ds.isoformat(), findings=replay_findings(replay, thresholds),
         dataset=_model_name(scorer), environment="online_vs_offline", metrics=tuple(metrics),
-        artifacts={"model": scorer.name}, report_key="replay",
-        report={**replay.to_json(), "unmatched": frames.unmatched})
+        artifacts={"model": scorer.name},
+        details={"replay": {**replay.to_json(), "unmatched": frames.unmatched}})
 
 
 def _explain(args: argparse.Namespace):
+    from funnelguard.findings import RunResult
     from funnelguard.warehouse import connect
     from model.evaluation.explain import explain_rows, load_impression
-    from model.evaluation.report import ReportResult
     from model.evaluation.scorers import resolve_scorer
 
     engine = connect(args.warehouse)
@@ -177,7 +176,7 @@ def _explain(args: argparse.Namespace):
         print(explanation.table())
         print()
     ds = explanation.ds.isoformat() if explanation.ds else None
-    return ReportResult(
+    return RunResult(
         command="explain", partition=ds, findings=explanation.findings(serves=scorer.serves),
         dataset=_model_name(scorer), artifacts={"model": scorer.name},
-        report_key="explanation", report=explanation.to_json())
+        details={"explanation": explanation.to_json()})

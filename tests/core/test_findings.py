@@ -52,3 +52,13 @@ def test_round_trip_from_json():
     f = Finding("triage", passed=False, value="data", message="credit_utilization +inf",
                 examples=("a",))
     assert Finding.from_json(f.to_json()) == f
+
+
+def test_details_are_extension_keys_that_never_replace_the_standard_ones():
+    result = RunResult("evaluate", "2026-10-24", [], details={
+        "evaluation": {"auc": np.float64(0.71), "ci": (0.69, float("inf"))},
+        "status": "overridden?"})
+    doc = result.to_json()
+    assert doc["evaluation"] == {"auc": 0.71, "ci": [0.69, "inf"]}
+    assert doc["status"] == "pass"
+    json.dumps(doc, allow_nan=False)
