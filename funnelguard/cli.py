@@ -27,7 +27,7 @@ from funnelguard.errors import (
 )
 from funnelguard.findings import ErrorInfo, RunResult
 
-__all__ = ["main", "build_parser", "default_store_url", "add_common_flags"]
+__all__ = ["main", "run", "build_parser", "default_store_url", "add_common_flags", "write_json"]
 
 # Modules that contribute subcommands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_json(path: str, result: RunResult) -> None:
+def write_json(path: str, result: RunResult) -> None:
+    """Write the result document atomically (a reader never sees half a file)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -160,7 +161,7 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, RunResult | None]:
     else:
         code = EXIT_FAIL if result.status == "fail" else EXIT_PASS
     if getattr(args, "json_out", None):
-        _write_json(args.json_out, result)
+        write_json(args.json_out, result)
     _print_summary(result, args.quiet)
     return code, result
 

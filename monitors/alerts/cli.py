@@ -9,8 +9,6 @@ fingerprint or a bad duration. Nothing heavy is imported until a handler runs.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 __all__ = ["register"]
 
@@ -66,14 +64,14 @@ def _open(args: argparse.Namespace):
 
 
 def _flush(args: argparse.Namespace) -> int:
-    from funnelguard.cli import default_store_url
+    from funnelguard.cli import default_store_url, write_json
     from monitors.alerts.dispatch import flush
 
+    # The handler writes the document itself: the edge keeps findings only for exit 0/1, and a
+    # flush that leaves messages queued (exit 3) still reports each row.
     report = flush(args.store or default_store_url(), args.slack_conn)
     if args.json_out:
-        out = Path(args.json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report.to_result().to_json(), indent=2) + "\n")
+        write_json(args.json_out, report.to_result())
     for d in report.deliveries:
         line = f"{d.status:<8} #{d.outbox_id:<5} {d.kind:<10} {d.group_key}"
         print(line + (f"  ({d.error})" if d.error and d.status != "sent" else ""))
