@@ -79,7 +79,10 @@ def test_no_positives_is_a_clear_finding_not_a_crash():
     assert not f.passed and f.severity == "error" and f.value == 0 and f.count == 4000
     assert "0 positives" in f.message
     assert result.overall("approval").model["auc"].value is None
-    assert result.overall("approval").model["log_loss"].value is not None
+    # with no positives the log loss is still defined: the mean of -log(1 - p)
+    p = np.clip(truth["approval"][frame["mask_approval"].to_numpy(bool)], 1e-15, 1 - 1e-15)
+    assert np.isclose(result.overall("approval").model["log_loss"].value, -np.log1p(-p).mean(),
+                      rtol=1e-6)
     assert not by(result.findings, "eval_auc_floor", "approval")
 
 
@@ -90,7 +93,10 @@ def test_constant_scores_are_a_clear_finding():
     (f,) = by(result.findings, "eval_degenerate", "click")
     assert not f.passed and "does not rank" in f.message
     assert result.overall("click").model["auc"].value is None
-    assert result.overall("click").model["calibration_ratio"].value is not None
+    known = frame["mask_click"].to_numpy(bool)
+    expected = 0.2 * known.sum() / frame.loc[known, "label_click"].sum()
+    assert np.isclose(result.overall("click").model["calibration_ratio"].value, expected,
+                      rtol=1e-9)
 
 
 def test_masked_rows_do_not_count():
