@@ -176,10 +176,43 @@ def _rules(path: str, doc: dict, ext: dict) -> list[Problem]:
         props = obj.get("properties") or []
         names |= {p.get("name") for p in props if isinstance(p, dict)}
         problems += _field_rules(path, doc, env_tables, props, ["schema", i, "properties"])
+    problems += _task_rules(path, doc, ext, schema if isinstance(schema, list) else [])
     for seg in ext["contract"].get("segments") or []:
         if isinstance(seg, str) and seg not in names:
             problems.append(Problem(path, line_of(ext["contract"], ["segments"]),
                                     f"segment {seg!r} is not a property of the contract"))
+    return problems
+
+
+def _task_rules(path: str, doc: dict, ext: dict, schema: list) -> list[Problem]:
+    """Funnel stages: task-bound roles name a task; a labels contract's stages have columns."""
+    problems: list[Problem] = []
+    windows = ext["contract"].get("maturityWindows")
+    windows = windows if isinstance(windows, dict) else {}
+    labelled: set[str] = set()
+    for i, obj in enumerate(schema):
+        for j, prop in enumerate((obj.get("properties") or []) if isinstance(obj, dict) else []):
+            if not isinstance(prop, dict):
+                continue
+            custom = {c.get("property"): c.get("value") for c in prop.get("customProperties") or []
+                      if isinstance(c, dict)}
+            role, task = custom.get("role"), custom.get("task")
+            line = line_of(doc, ["schema", i, "properties", j]) or 1
+            if role in ("label", "score") and not task:
+                problems.append(Problem(path, line, f"property `{prop.get('name')}`: role {role!r} "
+                                        "needs customProperty `task` (the funnel stage)"))
+            if role == "label" and isinstance(task, str):
+                labelled.add(task)
+                if windows and task not in windows:
+                    problems.append(Problem(path, line, f"property `{prop.get('name')}`: task "
+                                            f"{task!r} has no maturity window; the stages are "
+                                            f"{list(windows)}", "add it to maturityWindows"))
+    if windows:
+        for task in windows:
+            if task not in labelled:
+                problems.append(Problem(path, line_of(ext["contract"], ["maturityWindows"]) or 1,
+                                        f"maturity window for task {task!r}: expected a property "
+                                        f"with role label and task {task!r}, found none"))
     return problems
 
 
@@ -286,4 +319,7 @@ def _field(prop: Any, custom: dict, environments: tuple[str, ...]) -> FieldContr
         owner=Owner(owner["team"], tuple(owner.get("slack") or ()), owner.get("channel"))
         if owner else None,
         task=custom.get("task"), description=(prop.description or "").strip(),
+        primary_key=bool(prop.primaryKey), primary_key_position=prop.primaryKeyPosition,
+        partitioned=bool(prop.partitioned), partition_position=prop.partitionKeyPosition,
+        classification=prop.classification,
     )

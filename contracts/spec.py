@@ -22,6 +22,8 @@ __all__ = [
     "DEFAULT_MATURITY_DAYS",
     "CHECK_NAMES",
     "PII_CLASSIFICATIONS",
+    "FEATURE_ROLES",
+    "is_default_value",
 ]
 
 Environment = Literal["offline", "online"]
@@ -38,6 +40,27 @@ CHECK_NAMES: tuple[str, ...] = (
 
 # ODCS ``classification`` values that mark personal data: examples of it are redacted.
 PII_CLASSIFICATIONS: frozenset[str] = frozenset({"pii", "restricted", "confidential", "sensitive"})
+
+
+# Roles of the properties the model reads (docs/contracts.md).
+FEATURE_ROLES: tuple[str, ...] = ("id", "feature", "category")
+
+
+def is_default_value(spec: FieldContract, value: Any) -> bool:
+    """Whether ``value`` is ``spec``'s default: equal to it (numbers compared as floats).
+
+    Validation, the default-rate monitor and the forensic bundle all use this rule (their
+    vectorised forms compare the column with the same default in the same way).
+    """
+    default = spec.default
+    if default is None or value is None:
+        return False
+    if spec.is_numeric:
+        try:
+            return float(value) == float(default)
+        except (TypeError, ValueError):
+            return False
+    return str(value) == str(default)
 
 
 @dataclass(frozen=True)
@@ -93,7 +116,10 @@ class FieldContract:
         relative_tolerance: relative tolerance for the same (max of the two applies).
         checks: per check name, the policy overriding the contract default.
         owner: the owning team when it is not the contract's (e.g. approval_odds).
-        task: for label fields, the model task.
+        task: for label, loaded-at timestamp and score fields, the funnel stage.
+        primary_key, primary_key_position: ODCS ``primaryKey`` (the key all tables join on).
+        partitioned, partition_position: ODCS ``partitioned`` (the partition column).
+        classification: the ODCS classification as written (``pii``, ``restricted`` ...).
     """
 
     name: str
@@ -116,6 +142,11 @@ class FieldContract:
     owner: Owner | None = None
     task: str | None = None
     description: str = ""
+    primary_key: bool = False
+    primary_key_position: int | None = None
+    partitioned: bool = False
+    partition_position: int | None = None
+    classification: str | None = None
 
     @property
     def is_numeric(self) -> bool:
@@ -180,6 +211,69 @@ class Contract:
         return self.owner
 
     def maturity_window(self, task: str) -> MaturityWindow:
-        from contracts.spec import DEFAULT_MATURITY_DAYS
+        """The task's maturity window; the packaged defaults only for the packaged stage names."""
+        window = self.maturity.get(task)
+        if window is not None:
+            return window
+        if task in DEFAULT_MATURITY_DAYS and not self.maturity:
+            return MaturityWindow(task, DEFAULT_MATURITY_DAYS[task])
+        raise KeyError(f"contract {self.name} ({self.path}) has no maturity window for task "
+                       f"{task!r}; its stages are {list(self.maturity)}")
 
-        return self.maturity.get(task) or MaturityWindow(task, DEFAULT_MATURITY_DAYS[task])
+    # -- the catalogue: what the contract says about its table's shape ------------------------
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The funnel stages, in funnel order: the order of ``maturityWindows``."""
+        return tuple(self.maturity)
+
+    @property
+    def partition_column(self) -> str:
+        """The property with ``partitioned: true`` (the first by ``partitionKeyPosition``)."""
+        cols = [f for f in self.fields if f.partitioned]
+        if not cols:
+            raise KeyError(f"contract {self.name} ({self.path}) has no property with "
+                           "`partitioned: true`")
+        return sorted(cols, key=lambda f: f.partition_position or 0)[0].name
+
+    @property
+    def key_column(self) -> str:
+        """The property with ``primaryKey: true`` (the first by ``primaryKeyPosition``)."""
+        cols = [f for f in self.fields if f.primary_key]
+        if not cols:
+            raise KeyError(f"contract {self.name} ({self.path}) has no property with "
+                           "`primaryKey: true`")
+        return sorted(cols, key=lambda f: f.primary_key_position or 0)[0].name
+
+    def timestamp_columns(self, environment: str | None = None) -> tuple[str, ...]:
+        """Properties of logicalType ``timestamp`` (read back as UTC)."""
+        fields = self.fields if environment is None else self.fields_for(environment)
+        return tuple(f.name for f in fields if f.logical_type == "timestamp")
+
+    def feature_fields(self, environment: str | None = None) -> tuple[FieldContract, ...]:
+        """The model's inputs: properties with role ``feature``, ``id`` or ``category``."""
+        fields = self.fields if environment is None else self.fields_for(environment)
+        return tuple(f for f in fields if f.role in FEATURE_ROLES)
+
+    def task_columns(self, role: str) -> dict[str, str]:
+        """Task -> column of the properties with this role and a ``task`` (in file order)."""
+        return {f.task: f.name for f in self.fields if f.role == role and f.task}
+
+    @property
+    def score_columns(self) -> dict[str, str]:
+        """Task -> the logged production score column (role ``score``)."""
+        return self.task_columns("score")
+
+    @property
+    def label_columns(self) -> dict[str, str]:
+        """Task -> the outcome's event-time column (role ``label``)."""
+        return self.task_columns("label")
+
+    @property
+    def loaded_at_columns(self) -> dict[str, str]:
+        """Task -> when the outcome reached the warehouse (role ``timestamp`` with a task)."""
+        return self.task_columns("timestamp")
+
+    def is_default(self, field_name: str, value: Any) -> bool:
+        """The one definition of "this value is the field's default" (sentinel)."""
+        return is_default_value(self.field(field_name), value)

@@ -14,20 +14,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from funnelguard.errors import (
-    EXIT_FAIL,
-    EXIT_INPUT,
-    EXIT_PASS,
-    FunnelguardError,
-)
-from funnelguard.findings import ErrorInfo, RunResult
+from funnelguard.errors import EXIT_INPUT, FunnelguardError
+from funnelguard.findings import RunResult
 
-__all__ = ["main", "run", "build_parser", "default_store_url", "add_common_flags", "write_json"]
+__all__ = ["main", "run", "build_parser", "default_store_url", "add_common_flags", "write_json",
+           "project_of", "store_url_of", "connect_warehouse"]
 
 # Modules that contribute subcommands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -43,7 +37,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def default_store_url() -> str:
     """``$FUNNELGUARD_STORE``, else ``sqlite:///.funnelguard/results.db`` in the working directory."""
-    return os.environ.get("FUNNELGUARD_STORE") or "sqlite:///.funnelguard/results.db"
+    from funnelguard.commands import resolve_store_url
+
+    return resolve_store_url(None, None)
 
 
 def add_common_flags(
@@ -54,18 +50,25 @@ def add_common_flags(
     store: bool = True,
     json_out: bool = True,
     contract: str | None = None,
+    project: bool = True,
 ) -> None:
     """The flags every check command shares, spelled the same everywhere."""
+    if project:
+        parser.add_argument(
+            "--project", default=None, metavar="PATH",
+            help="project file naming the contracts (default: $FUNNELGUARD_PROJECT, else "
+                 "./funnelguard.yaml, else the packaged demo project)")
     if contract is not None:
         parser.add_argument(
             "--contract", default=None, metavar="PATH",
-            help=f"contract file (default: the packaged contracts/{contract})",
-        )
+            help=f"contract file overriding the project's {contract} contract")
     if warehouse:
-        parser.add_argument("--warehouse", required=True, metavar="URL",
-                            help="warehouse SQLAlchemy URL (sqlite:///path, postgresql+psycopg://...)")
+        parser.add_argument("--warehouse", default=None, metavar="URL",
+                            help="warehouse SQLAlchemy URL (sqlite:///path, postgresql+psycopg://...);"
+                                 " default: the project's `warehouse:`")
     if date == "--date":
-        parser.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="partition (ds) to check")
+        parser.add_argument("--date", required=True, metavar="YYYY-MM-DD",
+                            help="partition to check")
     elif date == "--as-of":
         parser.add_argument("--as-of", dest="as_of", required=True, metavar="YYYY-MM-DD",
                             help="knowledge available at this date 00:00 UTC")
@@ -74,8 +77,54 @@ def add_common_flags(
                             help="write the result document (docs/results.md) here")
     if store:
         parser.add_argument("--store", default=None, metavar="URL",
-                            help="results store URL (default: $FUNNELGUARD_STORE or "
-                                 "sqlite:///.funnelguard/results.db)")
+                            help="results store URL (default: $FUNNELGUARD_STORE, else the "
+                                 "project's `store:`, else sqlite:///.funnelguard/results.db)")
+
+
+def project_of(args: argparse.Namespace, part: str | None = None):
+    """The project of a command line (``--project``), with ``--contract`` replacing ``part``.
+
+    ``--contract`` may name a part of the project (``impressions``), a packaged contract or a
+    file.
+    """
+    import dataclasses
+
+    from funnelguard.project import load_project
+
+    project = load_project(getattr(args, "project", None))
+    override = getattr(args, "contract", None)
+    if part is None or not override:
+        return project
+    if override in project.contracts:
+        contract = project.contracts[override]
+    else:
+        from contracts.loader import load_contract
+
+        contract = load_contract(override)
+    return dataclasses.replace(project, contracts={**project.contracts, part: contract})
+
+
+def store_url_of(args: argparse.Namespace, project=None) -> str:
+    """``--store``, else ``$FUNNELGUARD_STORE``, else the project's, else the default."""
+    from funnelguard.commands import resolve_store_url
+
+    if project is None and getattr(args, "project", None) is not None:
+        from funnelguard.project import load_project
+
+        project = load_project(args.project)
+    elif project is None:
+        from funnelguard.project import find_project, load_project
+
+        project = load_project(find_project(None))
+    return resolve_store_url(getattr(args, "store", None), project)
+
+
+def connect_warehouse(args: argparse.Namespace, project):
+    """An engine for ``--warehouse`` or the project's ``warehouse:``."""
+    from funnelguard.commands import resolve_warehouse_url
+    from funnelguard.warehouse import connect
+
+    return connect(resolve_warehouse_url(getattr(args, "warehouse", None), project))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,12 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def write_json(path: str, result: RunResult) -> None:
-    """Write the result document atomically (a reader never sees half a file)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(result.dumps() + "\n")
-    tmp.replace(out)
+    """Write the result document atomically (see :func:`funnelguard.commands.write_json`)."""
+    from funnelguard.commands import write_json as _write
+
+    _write(path, result)
 
 
 def _print_summary(result: RunResult, quiet: bool) -> None:
@@ -130,40 +177,26 @@ def _print_summary(result: RunResult, quiet: bool) -> None:
         print(f"  {name}: {path}")
 
 
-def _store(args: argparse.Namespace, result: RunResult) -> None:
-    """Persist a check's result in the results store when the command takes ``--store``."""
-    if not hasattr(args, "store") or getattr(args, "no_store", False):
-        return
-    from monitors.store import open_store
-
-    store = open_store(args.store or default_store_url())
-    store.record_run(result)
-
-
 def run(argv: Sequence[str] | None = None) -> tuple[int, RunResult | None]:
     """Run one command in-process; returns (exit code, result). Tests call this."""
+    from funnelguard.commands import execute
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    result: RunResult | None = None
-    try:
-        outcome = args.handler(args)
-        if isinstance(outcome, int):
-            return outcome, None
-        result = outcome
-        _store(args, result)
-    except FunnelguardError as exc:
-        result = RunResult(
-            command=args.command_name if hasattr(args, "command_name") else args.command,
-            partition=getattr(args, "date", None) or getattr(args, "as_of", None),
-            error=ErrorInfo(kind=exc.kind, message=str(exc)),
-        )
-        code = exc.exit_code
-    else:
-        code = EXIT_FAIL if result.status == "fail" else EXIT_PASS
-    if getattr(args, "json_out", None):
-        write_json(args.json_out, result)
-    _print_summary(result, args.quiet)
-    return code, result
+    command = args.command_name if hasattr(args, "command_name") else args.command
+    store_url = None
+    if hasattr(args, "store") and not getattr(args, "no_store", False):
+        try:
+            store_url = store_url_of(args)
+        except FunnelguardError:
+            store_url = None  # a bad project is reported by the command itself
+    done = execute(command, lambda: args.handler(args),
+                   partition=getattr(args, "date", None) or getattr(args, "as_of", None),
+                   store_url=store_url, json_out=getattr(args, "json_out", None))
+    if done.result is None:
+        return done.code, None
+    _print_summary(done.result, args.quiet)
+    return done.code, done.result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

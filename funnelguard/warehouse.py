@@ -1,9 +1,13 @@
 """The warehouse: its tables and columns, time conventions, and reading one partition.
 
-These names are the product's interface (docs/data.md): DAGs, users' scripts and acceptance
-checks rely on them. Timestamps are UTC: naive UTC on SQLite, ``timestamptz`` on PostgreSQL;
-when read into pandas they are always ``datetime64[ns, UTC]``. Every table has ``ds`` (the UTC
-date of the impression's ``event_ts``) and ``impression_id`` (text).
+The tables themselves are the project's: their names, partition and key columns come from
+its contracts (:mod:`funnelguard.project`); this module only knows the conventions. Timestamps
+are UTC: naive UTC on SQLite, ``timestamptz`` on PostgreSQL; when read into pandas they are
+always ``datetime64[ns, UTC]``; the partition column comes back as ``datetime.date``.
+
+``FEATURES``, ``TASKS``, ``metadata`` and the packaged table objects are still importable from
+here for existing scripts: they are the packaged demo project's, defined by the simulator
+(:mod:`funnelguard.simulator.schema`), not the product's catalogue.
 """
 
 from __future__ import annotations
@@ -22,16 +26,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "TASKS",
-    "FEATURES",
-    "FEATURE_BY_NAME",
-    "ITEM_TYPES",
-    "DEVICE_TYPES",
-    "TIMESTAMP_COLUMNS",
     "FeatureSpec",
-    "feature_names",
-    "metadata",
     "UTCDateTime",
+    "tables_for",
     "connect",
     "parse_date",
     "as_of_timestamp",
@@ -39,8 +36,6 @@ __all__ = [
     "read_partition",
     "read_range",
 ]
-
-TASKS: tuple[str, ...] = ("click", "application", "conversion", "approval")
 
 Kind = Literal["int", "float", "category", "id"]
 
@@ -63,37 +58,6 @@ class FeatureSpec:
     low: float | None = None
     high: float | None = None
     categories: tuple[str, ...] = ()
-
-
-ITEM_TYPES = ("card", "personal_loan", "auto_loan", "mortgage", "insurance")
-DEVICE_TYPES = ("ios", "android", "web")
-
-FEATURES: tuple[FeatureSpec, ...] = (
-    FeatureSpec("user_id", "id", "unknown"),
-    FeatureSpec("item_id", "id", "unknown"),
-    FeatureSpec("merchant_id", "id", "unknown"),
-    FeatureSpec("credit_score", "int", -1, 300, 850),
-    FeatureSpec("credit_utilization", "float", -1.0, 0.0, 1.0),
-    FeatureSpec("annual_income", "float", -1.0, 0.0, None),
-    FeatureSpec("num_open_accounts", "int", -1, 0, None),
-    FeatureSpec("num_recent_inquiries", "int", -1, 0, None),
-    FeatureSpec("account_age_days", "int", -1, 0, None),
-    FeatureSpec("days_since_last_visit", "int", -1, 0, None),
-    FeatureSpec("user_ctr_30d", "float", 0.0, 0.0, 1.0),
-    FeatureSpec("item_type", "category", "unknown", categories=ITEM_TYPES),
-    FeatureSpec("item_apr", "float", -1.0, 0.0, 40.0),
-    FeatureSpec("merchant_approval_rate_90d", "float", -1.0, 0.0, 1.0),
-    FeatureSpec("approval_odds", "float", 0.0, 0.0, 1.0),
-    FeatureSpec("hour_of_day", "int", -1, 0, 23),
-    FeatureSpec("device_type", "category", "unknown", categories=DEVICE_TYPES),
-    FeatureSpec("position", "int", -1, 1, None),
-)
-FEATURE_BY_NAME = {f.name: f for f in FEATURES}
-
-
-def feature_names(kinds: Sequence[str] | None = None) -> list[str]:
-    """Feature column names, optionally only those of the given kinds."""
-    return [f.name for f in FEATURES if kinds is None or f.kind in kinds]
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -130,92 +94,40 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.astimezone(dt.UTC)
 
 
-def _feature_column(spec: FeatureSpec) -> sa.Column:
-    if spec.kind in ("category", "id"):
-        return sa.Column(spec.name, sa.Text)
-    if spec.kind == "int":
-        return sa.Column(spec.name, sa.BigInteger)
-    return sa.Column(spec.name, sa.Float(precision=53))
+_SQL_TYPES = {"string": sa.Text, "integer": sa.BigInteger, "boolean": sa.Boolean,
+              "date": sa.Date}
 
 
-def _key_columns() -> list[sa.Column]:
-    return [sa.Column("impression_id", sa.Text, nullable=False), sa.Column("ds", sa.Date, nullable=False)]
+def _column(f, key_columns: set[str]) -> sa.Column:
+    if f.logical_type == "timestamp":
+        kind = UTCDateTime
+    elif f.logical_type == "number":
+        kind = sa.Float(precision=53)
+    else:
+        kind = _SQL_TYPES.get(f.logical_type, sa.Text)
+    # Only key and partition are NOT NULL: nulls elsewhere are a finding, not a failed write.
+    return sa.Column(f.name, kind, nullable=f.name not in key_columns)
 
 
-metadata = sa.MetaData()
+def tables_for(contracts, metadata: sa.MetaData | None = None) -> sa.MetaData:
+    """SQLAlchemy tables for each contract's tables (one per environment), from the contract.
 
-impressions = sa.Table(
-    "impressions",
-    metadata,
-    *_key_columns(),
-    sa.Column("request_id", sa.Text, nullable=False),
-    sa.Column("user_id", sa.Text, nullable=False),
-    sa.Column("item_id", sa.Text, nullable=False),
-    sa.Column("merchant_id", sa.Text, nullable=False),
-    sa.Column("event_ts", UTCDateTime, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("device_type", sa.Text, nullable=False),
-    sa.Index("ix_impressions_ds", "ds"),
-)
+    Types follow ``logicalType`` (timestamps as :class:`UTCDateTime`); every table gets an index
+    on its partition column. No primary keys: duplicate keys are a finding the monitors see.
 
-# No primary keys on the feature tables: duplicate_keys is a fault the monitors must see.
-offline_features = sa.Table(
-    "offline_features",
-    metadata,
-    *_key_columns(),
-    *[_feature_column(f) for f in FEATURES],
-    sa.Index("ix_offline_features_ds", "ds"),
-)
-
-serving_log = sa.Table(
-    "serving_log",
-    metadata,
-    *_key_columns(),
-    sa.Column("served_at", UTCDateTime, nullable=False),
-    sa.Column("model_version", sa.Text, nullable=False),
-    *[_feature_column(f) for f in FEATURES],
-    *[sa.Column(f"score_{t}", sa.Float(precision=53)) for t in TASKS],
-    sa.Index("ix_serving_log_ds", "ds"),
-)
-
-labels = sa.Table(
-    "labels",
-    metadata,
-    *_key_columns(),
-    *[
-        col
-        for t in TASKS
-        for col in (sa.Column(f"{t}_ts", UTCDateTime), sa.Column(f"{t}_loaded_at", UTCDateTime))
-    ],
-    sa.Index("ix_labels_ds", "ds"),
-)
-
-oracle = sa.Table(
-    "oracle",
-    metadata,
-    *_key_columns(),
-    *[sa.Column(f"p_{t}", sa.Float(precision=53), nullable=False) for t in TASKS],
-    sa.Index("ix_oracle_ds", "ds"),
-)
-
-fault_manifest = sa.Table(
-    "fault_manifest",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("fault", sa.Text, nullable=False),
-    sa.Column("spec", sa.Text, nullable=False),
-    sa.Column("feature", sa.Text),
-    sa.Column("task", sa.Text),
-    sa.Column("environment", sa.Text),
-    sa.Column("ds", sa.Date),
-    sa.Column("affected_rows", sa.BigInteger, nullable=False),
-)
-
-TIMESTAMP_COLUMNS = {
-    "impressions": ("event_ts",),
-    "serving_log": ("served_at",),
-    "labels": tuple(f"{t}_{s}" for t in TASKS for s in ("ts", "loaded_at")),
-}
+    Args:
+        contracts: an iterable of :class:`contracts.spec.Contract`.
+        metadata: add to this MetaData (a new one by default).
+    """
+    metadata = metadata if metadata is not None else sa.MetaData()
+    for contract in contracts:
+        keys = {contract.partition_column, contract.key_column}
+        for env, name in contract.tables.items():
+            if name in metadata.tables:
+                continue
+            sa.Table(name, metadata, *[_column(f, keys) for f in contract.fields_for(env)],
+                     sa.Index(f"ix_{name}_{contract.partition_column}", contract.partition_column))
+    return metadata
 
 
 def connect(url: str, *, must_exist: bool = True) -> Engine:
@@ -284,7 +196,8 @@ def require_columns(engine: Engine, table: str, columns: Sequence[str] = ()) -> 
         )
 
 
-def _to_frame(engine: Engine, stmt, table: str) -> pd.DataFrame:
+def _to_frame(engine: Engine, stmt, table: str, partition_column: str,
+              timestamps: Sequence[str]) -> pd.DataFrame:
     import pandas as pd
 
     try:
@@ -292,11 +205,15 @@ def _to_frame(engine: Engine, stmt, table: str) -> pd.DataFrame:
             frame = pd.read_sql(stmt, conn)
     except sa.exc.OperationalError as exc:
         raise EnvironmentFailure(f"reading {table} failed: {exc.orig}") from exc
-    for col in TIMESTAMP_COLUMNS.get(table, ()):
+    for col in timestamps:
         if col in frame.columns:
-            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
-    if "ds" in frame.columns:
-        frame["ds"] = pd.to_datetime(frame["ds"]).dt.date
+            try:
+                frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"column {col!r} of table {table!r}: expected timestamps, found "
+                                 f"values that do not parse ({exc})") from exc
+    if partition_column in frame.columns:
+        frame[partition_column] = pd.to_datetime(frame[partition_column]).dt.date
     return frame
 
 
@@ -306,17 +223,42 @@ def read_range(
     start: dt.date,
     end: dt.date,
     columns: Sequence[str] | None = None,
+    *,
+    partition_column: str,
+    timestamps: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Rows of ``table`` with ``start <= ds <= end`` (inclusive), timestamps as UTC."""
-    require_columns(engine, table, columns or ())
+    """Rows of ``table`` with ``start <= partition <= end`` (inclusive), timestamps as UTC.
+
+    Args:
+        partition_column: the table's partition column (the contract's ``partitioned: true``).
+        timestamps: columns to return as ``datetime64[ns, UTC]`` (the contract's timestamps).
+    """
+    require_columns(engine, table, [*(columns or ()), partition_column])
     tbl = sa.Table(table, sa.MetaData(), autoload_with=engine)
     cols = [tbl.c[c] for c in columns] if columns else [tbl]
-    stmt = sa.select(*cols).where(tbl.c.ds >= start, tbl.c.ds <= end)
-    return _to_frame(engine, stmt, table)
+    part = tbl.c[partition_column]
+    stmt = sa.select(*cols).where(part >= start, part <= end)
+    return _to_frame(engine, stmt, table, partition_column, timestamps)
 
 
 def read_partition(
-    engine: Engine, table: str, ds: dt.date, columns: Sequence[str] | None = None
+    engine: Engine, table: str, ds: dt.date, columns: Sequence[str] | None = None, *,
+    partition_column: str, timestamps: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Partition ``ds`` of ``table`` (the rows whose ``ds`` is that date)."""
-    return read_range(engine, table, ds, ds, columns)
+    """Partition ``ds`` of ``table`` (the rows whose partition column is that date)."""
+    return read_range(engine, table, ds, ds, columns, partition_column=partition_column,
+                      timestamps=timestamps)
+
+
+_SIMULATOR_NAMES = {"TASKS", "FEATURES", "FEATURE_BY_NAME", "ITEM_TYPES", "DEVICE_TYPES",
+                    "TIMESTAMP_COLUMNS", "feature_names", "metadata", "impressions",
+                    "offline_features", "serving_log", "labels", "oracle", "fault_manifest"}
+
+
+def __getattr__(name: str):
+    # Compatibility: the packaged demo project's catalogue, owned by the simulator.
+    if name in _SIMULATOR_NAMES:
+        from funnelguard.simulator import schema
+
+        return getattr(schema, name)
+    raise AttributeError(f"module 'funnelguard.warehouse' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from funnelguard.errors import EnvironmentFailure
 from funnelguard.simulator.config import SimConfig
 from funnelguard.simulator.errors import SimConfigError, WarehouseNotEmptyError
 from funnelguard.simulator.inject import ManifestEntry, apply_faults
-from funnelguard.warehouse import TASKS, metadata
+from funnelguard.simulator.schema import TASKS, metadata
 
 __all__ = ["SimSummary", "simulate", "LABELS_FINAL_AFTER_DAYS"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from funnelguard.simulator.config import FaultSpec
 from funnelguard.simulator.errors import FaultSpecError
-from funnelguard.warehouse import DEVICE_TYPES, FEATURE_BY_NAME, ITEM_TYPES, TASKS
+from funnelguard.simulator.schema import DEVICE_TYPES, FEATURE_BY_NAME, ITEM_TYPES, TASKS
 
 __all__ = [
     "FaultKind",

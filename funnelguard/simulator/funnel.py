@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from funnelguard.warehouse import FEATURE_BY_NAME, TASKS
+from funnelguard.simulator.schema import FEATURE_BY_NAME, TASKS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,9 +19,9 @@ import pandas as pd
 
 from funnelguard.simulator.config import FaultSpec
 from funnelguard.simulator.errors import FaultSpecError
+from funnelguard.simulator.schema import FEATURE_BY_NAME, TASKS
 from funnelguard.simulator.tables import WorldTables
 from funnelguard.simulator.world import feature_values
-from funnelguard.warehouse import FEATURE_BY_NAME, TASKS
 
 __all__ = ["ManifestEntry", "apply_faults", "fault_stream"]
 

@@ -15,8 +15,8 @@ import pandas as pd
 
 from funnelguard.simulator.config import SimConfig, model_version_for
 from funnelguard.simulator.funnel import ProductionModel, draw_outcomes, stage_logits
+from funnelguard.simulator.schema import TASKS, feature_names
 from funnelguard.simulator.world import ImpressionDraw, draw_impressions, feature_values, key_text
-from funnelguard.warehouse import TASKS, feature_names
 
 __all__ = ["WorldTables", "build_clean_world", "ENVIRONMENT_TABLES"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from funnelguard.warehouse import DEVICE_TYPES, ITEM_TYPES
+from funnelguard.simulator.schema import DEVICE_TYPES, ITEM_TYPES
 
 __all__ = [
     "WEEKLY_FACTOR",
