@@ -48,7 +48,9 @@ PROJECT_ENV = "FUNNELGUARD_PROJECT"
 PROJECT_FILE = "funnelguard.yaml"
 PACKAGED_PROJECT = Path(__file__).resolve().parent.parent / "contracts" / PROJECT_FILE
 _KNOWN_KEYS = {"contracts", "warehouse", "store", "defaults", "name"}
-_DEFAULT_KEYS = {"window_days": int, "model_config": str, "thresholds": str, "output_dir": str}
+_DEFAULT_KEYS = {"window_days": int, "model_config": str, "thresholds": str, "output_dir": str,
+                 "oracle_table": str}
+_PATH_KEYS = {"model_config", "thresholds", "output_dir"}
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -88,7 +90,9 @@ class Project:
         warehouse: the warehouse URL the file names (``${VAR}`` expanded), or None.
         store: the results-store URL the file names, or None.
         defaults: optional defaults (``window_days``, ``model_config``, ``thresholds``,
-            ``output_dir``; paths resolved against the project file).
+            ``output_dir``; paths resolved against the project file; ``oracle_table``: a
+            table of true probabilities ``p_{task}`` by key and partition, which only a
+            simulated warehouse has).
         name: the project's name (the file's ``name``, else its folder's).
     """
 
@@ -344,7 +348,7 @@ def _defaults(doc: dict, file: Path, problems: list, line_of) -> dict[str, Any]:
                                    f"{sorted(_DEFAULT_KEYS)}"))
         elif not isinstance(value, kind) or isinstance(value, bool):
             problems.append((line, f"defaults.{key}: expected {kind.__name__}, found {value!r}"))
-        elif kind is str:  # every string default is a path, relative to the project file
+        elif key in _PATH_KEYS:  # paths are relative to the project file
             p = Path(value)
             out[key] = str(p if p.is_absolute() else (file.parent / p))
         else:
