@@ -27,6 +27,7 @@ __all__ = ["main", "run", "build_parser", "default_store_url", "add_common_flags
 COMMAND_MODULES: tuple[str, ...] = (
     "funnelguard.simulator.cli",
     "contracts.cli",
+    "contracts.scaffold_cli",
     "monitors.cli",
     "monitors.maturity.cli",
     "monitors.alerts.cli",

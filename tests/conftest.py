@@ -113,3 +113,40 @@ def run_cli(tmp_path, monkeypatch):
         return run([str(a) for a in argv])
 
     return _run
+
+
+# -- the second project: a lending marketplace with its own names (tests/byow/) ---------------
+
+
+@pytest.fixture(scope="session")
+def marketplace(tmp_path_factory):
+    """The second project, clean, on SQLite (built once per session)."""
+    from tests.byow.marketplace import build_marketplace
+
+    return build_marketplace(tmp_path_factory.mktemp("marketplace"))
+
+
+@pytest.fixture(scope="session")
+def marketplace_faulted(tmp_path_factory):
+    """The second project on SQLite with the online fault on its last partition: quoted_apr
+    stuck at its sentinel -9.0 for 40 % of channel='app' rows."""
+    from tests.byow.marketplace import build_marketplace
+
+    return build_marketplace(tmp_path_factory.mktemp("marketplace_faulted"), fault=True)
+
+
+@pytest.fixture(scope="session")
+def marketplace_pg(tmp_path_factory, pg_url):
+    """The second project, clean, on PostgreSQL (its own schema, dropped after the session)."""
+    from tests.byow.marketplace import build_marketplace
+
+    schema = "fg_marketplace"
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = f"{pg_url}?options=-csearch_path%3D{schema}"
+    yield build_marketplace(tmp_path_factory.mktemp("marketplace_pg"), url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
