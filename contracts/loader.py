@@ -31,7 +31,8 @@ from contracts.yaml_lines import line_of, load_yaml_with_lines
 __all__ = ["PACKAGED", "SUPPORTED_TYPES", "resolve_contract_path", "load_contract", "lint_contract"]
 
 HERE = Path(__file__).resolve().parent
-PACKAGED = ("ranking_features", "impressions", "labels")
+# The packaged demo project's contracts, loadable by name (``load_contract("labels")``).
+PACKAGED = tuple(sorted(p.stem for p in HERE.glob("*.yaml") if p.stem != "funnelguard"))
 SUPPORTED_TYPES = ("integer", "number", "string", "boolean", "date", "timestamp")
 _HOURS_PER_UNIT = {"h": 1.0, "hour": 1.0, "hours": 1.0, "d": 24.0, "day": 24.0, "days": 24.0}
 _PY_TYPES = {"integer": (int,), "number": (int, float), "string": (str,), "boolean": (bool,)}
@@ -278,7 +279,7 @@ def _build(path: str, doc: dict, ext: dict) -> Contract:
     for sla in odcs.slaProperties or []:
         if sla.property == "latency":
             freshness = float(sla.value) * _HOURS_PER_UNIT[str(sla.unit)]
-    maturity = {task: MaturityWindow(task, float(w["days"]), w.get("countsFrom", "event_ts"))
+    maturity = {task: MaturityWindow(task, float(w["days"]), w.get("countsFrom") or "")
                 for task, w in (ext["contract"].get("maturityWindows") or {}).items()}
     return Contract(
         name=odcs.name or obj.name, path=path, version=odcs.version or "",

@@ -86,11 +86,16 @@ class Owner:
 
 @dataclass(frozen=True)
 class MaturityWindow:
-    """A label's maturity: the outcome is final ``days`` after the timestamp ``counts_from``."""
+    """A label's maturity: the outcome is final ``days`` after the timestamp ``counts_from``.
+
+    ``counts_from`` names a timestamp of the impressions contract; empty when the contract
+    leaves it out, in which case the project resolves it to the impressions contract's only
+    timestamp (``funnelguard.project.load_project``).
+    """
 
     task: str
     days: float
-    counts_from: str = "event_ts"
+    counts_from: str = ""
 
 
 @dataclass(frozen=True)

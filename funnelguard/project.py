@@ -326,6 +326,7 @@ def load_project(path: str | os.PathLike | None = None) -> Project:
         raise ContractError(contract_errors)
     if problems:
         raise ProjectError(shown, problems)
+    contracts = _resolve_counts_from(contracts)
     problems += _fit_problems(contracts)
     if problems:
         raise ProjectError(shown, problems)
@@ -356,6 +357,19 @@ def _defaults(doc: dict, file: Path, problems: list, line_of) -> dict[str, Any]:
     return out
 
 
+def _resolve_counts_from(contracts: dict[str, Contract]) -> dict[str, Contract]:
+    """A maturity window without ``countsFrom`` counts from the impressions' only timestamp."""
+    import dataclasses
+
+    labels, stamps = contracts.get("labels"), contracts["impressions"].timestamp_columns() \
+        if "impressions" in contracts else ()
+    if labels is None or len(stamps) != 1 or all(w.counts_from for w in labels.maturity.values()):
+        return contracts
+    maturity = {t: w if w.counts_from else dataclasses.replace(w, counts_from=stamps[0])
+                for t, w in labels.maturity.items()}
+    return {**contracts, "labels": dataclasses.replace(labels, maturity=maturity)}
+
+
 def _fit_problems(contracts: Mapping[str, Contract]) -> list[tuple[int | None, str]]:
     """Do the three contracts fit together? Each problem names the contract file."""
     problems: list[tuple[int | None, str]] = []
@@ -373,7 +387,11 @@ def _fit_problems(contracts: Mapping[str, Contract]) -> list[tuple[int | None, s
                                "naming the funnel stages in order, found none"))
     stamps = set(imp.timestamp_columns())
     for task, window in labels.maturity.items():
-        if window.counts_from not in stamps:
+        if not window.counts_from:
+            problems.append((None, f"contracts.labels ({labels.path}): maturityWindows.{task} has "
+                                   "no countsFrom and the impressions contract has "
+                                   f"{len(stamps)} timestamps {sorted(stamps)}; name one"))
+        elif window.counts_from not in stamps:
             problems.append((None, f"contracts.labels ({labels.path}): maturityWindows.{task}."
                                    f"countsFrom {window.counts_from!r} is not a timestamp property "
                                    f"of the impressions contract {imp.name} ({imp.path}); its "

@@ -250,15 +250,10 @@ def read_partition(
                       timestamps=timestamps)
 
 
-_SIMULATOR_NAMES = {"TASKS", "FEATURES", "FEATURE_BY_NAME", "ITEM_TYPES", "DEVICE_TYPES",
-                    "TIMESTAMP_COLUMNS", "feature_names", "metadata", "impressions",
-                    "offline_features", "serving_log", "labels", "oracle", "fault_manifest"}
-
-
 def __getattr__(name: str):
     # Compatibility: the packaged demo project's catalogue, owned by the simulator.
-    if name in _SIMULATOR_NAMES:
-        from funnelguard.simulator import schema
+    from funnelguard.simulator import schema
 
+    if name in schema.__all__ and name != "packaged_project":
         return getattr(schema, name)
     raise AttributeError(f"module 'funnelguard.warehouse' has no attribute {name!r}")

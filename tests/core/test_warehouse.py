@@ -72,7 +72,8 @@ def test_timestamps_round_trip_as_utc(backend, tmp_path, request):
         conn.execute(metadata.tables["impressions"].insert(), [dict(
             impression_id="i1", ds=dt.date(2026, 10, 24), request_id="r", user_id="u",
             item_id="it", merchant_id="m", event_ts=local, position=1, device_type="ios")])
-    frame = read_partition(engine, "impressions", dt.date(2026, 10, 24))
+    frame = read_partition(engine, "impressions", dt.date(2026, 10, 24), partition_column="ds",
+                           timestamps=("event_ts",))
     assert len(frame) == 1
     assert str(frame["event_ts"].dt.tz) == "UTC"
     assert frame["event_ts"].iloc[0].to_pydatetime() == dt.datetime(2026, 10, 24, 4, 30, tzinfo=dt.UTC)
