@@ -1,15 +1,19 @@
 """Default-value rate: how often each feature carries its sentinel, online vs offline.
 
 A broken online pipeline rarely writes garbage; it writes the feature's declared default
-(``-1``, ``0.0``, ``"unknown"``), often only for one device type or one item type. For every
-feature with a declared default, :func:`default_rates` measures the share of rows equal to it
-in ``offline_features`` and in ``serving_log`` of the same partition, overall and per segment;
-a row's segment is its offline value (the online row takes the offline row's segment through
-the replay join, so a remapped or defaulted segment column online does not move it).
-:func:`default_rate_findings` flags an online rate above the offline rate plus the contract's
-``default_rate`` tolerance, or above the field's online ``max_default_rate``. Fields without a
-``max_default_rate`` (a default that is also a common legitimate value, e.g. ``user_ctr_30d``)
-are measured (metrics) but not flagged.
+(``-1``, ``-9.0``, ``"unknown"``), often only for one segment (one device type, one channel).
+For every feature with a declared default, :func:`default_rates` measures the share of rows
+equal to it in the features contract's offline and online tables of the same partition,
+overall and per segment; "equal to the default" is :func:`contracts.spec.is_default_value`
+(numbers compared as floats, everything else as strings), vectorised in :func:`default_mask`.
+A row's segment is its offline value (the online row takes the offline row's segment through
+the replay join on the contract's key, so a remapped or defaulted segment column online does
+not move it). :func:`default_rate_findings` flags an online rate above the offline rate plus
+the contract's ``default_rate`` tolerance, or (overall only) above the field's online
+``max_default_rate``: that maximum is the table's, so a small segment, or one whose value is
+itself the default (``channel=na``), is judged against its own offline rate only.
+Fields without a ``max_default_rate`` (a default that is also a common legitimate value) are
+measured (metrics) but not flagged.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ if TYPE_CHECKING:
 
     from contracts.spec import Contract, FieldContract
 
-__all__ = ["DefaultRate", "default_rates", "default_rate_findings", "default_rate_metrics"]
+__all__ = ["DefaultRate", "default_mask", "default_rates", "default_rate_findings",
+           "default_rate_metrics"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,11 @@ class DefaultRate:
 
     Attributes:
         feature: column name.
-        segment: ``device_type=android`` style, or None.
+        segment: ``column=value`` (a segment of the contract), or None.
         offline_defaults, offline_rows, online_defaults, online_rows: the counts.
         tolerance: how far the online rate may exceed the offline rate.
-        max_online: the contract's online ``max_default_rate`` (None: not declared).
+        max_online: the contract's online ``max_default_rate`` (None: not declared, and
+            always None for a segment: the maximum applies to the whole table).
         enforced: whether the contract declares a maximum (otherwise only measured).
     """
 
@@ -72,16 +78,34 @@ class DefaultRate:
         return self.enforced and self.online_rows > 0 and self.online_rate > self.limit + 1e-12
 
 
-def _is_default(frame: pd.DataFrame, field: FieldContract) -> np.ndarray:
+def default_mask(column: pd.Series, field: FieldContract) -> np.ndarray:
+    """Which rows of ``column`` are ``field``'s default: :func:`contracts.spec.is_default_value`
+    row by row, computed without a Python call per row.
+
+    Numeric columns of a numeric field compare as floats; any other column (text, mixed,
+    numbers read as text) is judged by ``is_default_value`` once per distinct value. NULL is
+    never the default.
+    """
     import numpy as np
     import pandas as pd
 
-    column = frame[field.name]
-    if field.is_numeric and field.role != "category":
-        if not pd.api.types.is_numeric_dtype(column):
-            column = pd.to_numeric(column, errors="coerce")
-        return column.to_numpy(dtype="float64", na_value=np.nan) == float(field.default)
-    return (column.to_numpy(dtype=object) == field.default) & column.notna().to_numpy()
+    from contracts.spec import is_default_value
+
+    if field.default is None:
+        return np.zeros(len(column), dtype=bool)
+    if field.is_numeric and pd.api.types.is_numeric_dtype(column):
+        try:
+            target = float(field.default)
+        except (TypeError, ValueError):
+            return np.zeros(len(column), dtype=bool)
+        return column.to_numpy(dtype="float64", na_value=np.nan) == target
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    hits = np.fromiter((is_default_value(field, u) for u in uniques), dtype=bool,
+                       count=len(uniques))
+    out = np.zeros(len(column), dtype=bool)
+    valid = codes >= 0
+    out[valid] = hits[codes[valid]]
+    return out
 
 
 def _segment_labels(offline: pd.DataFrame, online: pd.DataFrame, column: str,
@@ -105,6 +129,7 @@ def default_rates(
     *,
     segments: Sequence[str] | None = None,
     alignment: ReplayAlignment | None = None,
+    key: str | None = None,
 ) -> tuple[DefaultRate, ...]:
     """Default rates of every field with a declared default present on both sides.
 
@@ -113,11 +138,12 @@ def default_rates(
         contract: declares defaults, ``max_default_rate`` and the ``default_rate`` policy.
         segments: columns to break rates down by (default ``contract.segments``).
         alignment: a precomputed replay join of the same frames (for segment labels).
+        key: the join key when ``alignment`` is not given (default ``contract.key_column``).
     """
     import numpy as np
 
     segments = contract.segments if segments is None else segments
-    alignment = alignment or align_replay(offline, online)
+    alignment = alignment or align_replay(offline, online, key=key or contract.key_column)
     segment_codes = [(c, *_segment_labels(offline, online, c, alignment))
                      for c in segments if c in offline.columns]
     out = []
@@ -125,12 +151,14 @@ def default_rates(
         if field.default is None or field.role not in SKEW_ROLES \
                 or field.name not in offline.columns or field.name not in online.columns:
             continue
-        off_def, on_def = _is_default(offline, field), _is_default(online, field)
+        off_def = default_mask(offline[field.name], field)
+        on_def = default_mask(online[field.name], field)
         tolerance = field.policy("default_rate", contract.default_policy).tolerance
-        common = dict(tolerance=tolerance, max_online=field.max_default_rate.get("online"),
-                      enforced=bool(field.max_default_rate))
+        enforced = bool(field.max_default_rate)
         out.append(DefaultRate(field.name, None, int(off_def.sum()), len(off_def),
-                               int(on_def.sum()), len(on_def), **common))
+                               int(on_def.sum()), len(on_def), tolerance=tolerance,
+                               max_online=field.max_default_rate.get("online"), enforced=enforced))
+        common = dict(tolerance=tolerance, max_online=None, enforced=enforced)
         for column, off_codes, on_codes, labels in segment_codes:
             n = len(labels)
             off_rows, on_rows = np.bincount(off_codes, minlength=n), np.bincount(on_codes, minlength=n)

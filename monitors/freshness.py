@@ -4,9 +4,11 @@ and since when has a problem been failing.
 Pure functions over numbers the edge reads with cheap aggregate queries
 (:func:`read_partition_facts`): :func:`arrival_finding` (rows present), :func:`volume_check`
 (row count against the trailing history, robust to the weekly pattern: median and MAD of the
-previous partitions), :func:`latest_event_finding` (the latest ``event_ts`` is close to the end
-of the day and no row lies outside its day), and :func:`with_since`, which adds "since
-YYYY-MM-DD" to failing findings from the results store's streaks.
+previous partitions), :func:`latest_event_finding` (the latest event time — the impressions
+contract's ``countsFrom`` column — is close to the end of the day and no row lies outside its
+day), and :func:`with_since`, which adds "since YYYY-MM-DD" to failing findings from the results
+store's streaks. Table, partition column and timestamp are always the caller's (from the
+contracts); nothing here names a table or column.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ __all__ = [
 VOLUME_K = 3.0  # robust z-score limit: |count - median| / (1.4826 * MAD)
 VOLUME_MIN_RELATIVE = 0.2  # never flag a change smaller than 20 % of the median
 MIN_HISTORY = 3  # previous partitions needed before volume is judged
-MAX_EVENT_GAP_HOURS = 2.0  # latest event_ts no earlier than this before the day ends
+MAX_EVENT_GAP_HOURS = 2.0  # latest event time no earlier than this before the day ends
 
 
 @dataclass(frozen=True)
@@ -102,39 +104,62 @@ def _utc(value: Any) -> dt.datetime | None:
 
 
 def read_partition_facts(engine: Engine, table: str, partition: dt.date, *,
-                         history_days: int = 14, timestamp: str | None = None) -> PartitionFacts:
+                         partition_column: str, history_days: int = 14,
+                         timestamp: str | None = None) -> PartitionFacts:
     """Row counts of ``partition`` and the ``history_days`` before it, and (with ``timestamp``)
-    the partition's latest / earliest timestamp and rows outside its day — aggregates only."""
+    the partition's latest / earliest timestamp and rows outside its day — aggregates only.
+
+    Args:
+        engine: the warehouse.
+        table: the table to count (a contract's table for one environment).
+        partition: the partition (a date).
+        partition_column: the table's partition column (its contract's ``partitioned: true``).
+        history_days: earlier partitions counted for the volume baseline.
+        timestamp: an event-time column whose range within the partition is read.
+
+    Raises:
+        InputError: the table or a column is missing.
+        EnvironmentFailure: the query failed.
+    """
     import sqlalchemy as sa
 
     from funnelguard.errors import EnvironmentFailure
-    from funnelguard.warehouse import metadata, require_columns
+    from funnelguard.warehouse import UTCDateTime, require_columns
 
-    require_columns(engine, table, ["ds"] + ([timestamp] if timestamp else []))
-    tbl = metadata.tables.get(table)
-    if tbl is None:
+    require_columns(engine, table, [partition_column] + ([timestamp] if timestamp else []))
+    try:
         tbl = sa.Table(table, sa.MetaData(), autoload_with=engine)
+    except sa.exc.OperationalError as exc:
+        raise EnvironmentFailure(f"reading the columns of {table} failed: {exc.orig}") from exc
+    part = tbl.c[partition_column]
     start = partition - dt.timedelta(days=history_days)
-    counts = sa.select(tbl.c.ds, sa.func.count()).where(
-        tbl.c.ds >= start, tbl.c.ds <= partition).group_by(tbl.c.ds)
+    counts = sa.select(part, sa.func.count()).where(part >= start, part <= partition).group_by(part)
     try:
         with engine.connect() as conn:
-            by_day = {(d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)[:10])): int(n)
-                      for d, n in conn.execute(counts)}
+            by_day = {_as_date(d): int(n) for d, n in conn.execute(counts)}
             latest = earliest = None
             outside = 0
             if timestamp and by_day.get(partition):
-                col = tbl.c[timestamp]
+                # UTC on both dialects (naive UTC on SQLite, timestamptz on PostgreSQL).
+                col = sa.type_coerce(tbl.c[timestamp], UTCDateTime())
                 day_start = dt.datetime.combine(partition, dt.time(0), tzinfo=dt.UTC)
                 day_end = day_start + dt.timedelta(days=1)
                 latest, earliest = conn.execute(sa.select(sa.func.max(col), sa.func.min(col))
-                                                .where(tbl.c.ds == partition)).one()
+                                                .where(part == partition)).one()
                 outside = conn.execute(sa.select(sa.func.count()).where(
-                    tbl.c.ds == partition, sa.or_(col < day_start, col >= day_end))).scalar_one()
+                    part == partition, sa.or_(col < day_start, col >= day_end))).scalar_one()
     except sa.exc.OperationalError as exc:
         raise EnvironmentFailure(f"reading row counts of {table} failed: {exc.orig}") from exc
     rows = by_day.pop(partition, 0)
     return PartitionFacts(table, rows, by_day, _utc(latest), _utc(earliest), int(outside))
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
 
 
 def arrival_finding(facts: PartitionFacts, partition: dt.date, *, environment: str | None,

@@ -1,8 +1,9 @@
 """Replay skew: the same impression's features, as the batch pipeline computed them and as the
 online pipeline served them, compared value by value.
 
-:func:`align_replay` joins ``offline_features`` to ``serving_log`` on ``impression_id`` (the first
-row of a duplicated key takes part; duplicates and one-sided keys are counted).
+:func:`align_replay` joins the features contract's offline table to its online table on the
+contract's key (``primaryKey: true``; the first row of a duplicated key takes part; duplicates
+and one-sided keys are counted).
 :func:`replay_skew` then counts, per feature, matched and mismatched values — numeric values
 match within the contract's tolerance (``numeric_tolerance`` absolute, ``relative_tolerance``
 relative, the larger applies), categoricals and ids match exactly, NULL matches NULL and
@@ -38,20 +39,20 @@ __all__ = [
 
 SKEW_ROLES = ("feature", "category", "id")
 REDACTED = "<redacted>"
-KEY = "impression_id"
 # Float round-off slack, so that |0.105 - 0.1| <= 0.005 holds.
 _SLACK = 1e-9
 
 
 @dataclass(frozen=True)
 class ReplayAlignment:
-    """The join of one partition's offline and online rows on impression_id.
+    """The join of one partition's offline and online rows on the contract's key.
 
     Attributes:
         offline_rows, online_rows: positions of the matched rows in each frame (same order).
         n_offline, n_online: rows in each frame.
         duplicate_offline, duplicate_online: rows beyond the first of a repeated key.
         only_offline, only_online: distinct keys present on one side only.
+        key: the key column joined on.
     """
 
     offline_rows: Any
@@ -62,6 +63,7 @@ class ReplayAlignment:
     duplicate_online: int
     only_offline: int
     only_online: int
+    key: str = ""
 
     @property
     def matched(self) -> int:
@@ -74,11 +76,11 @@ class FeatureSkew:
 
     Attributes:
         feature: column name.
-        segment: ``device_type=android`` style, or None for the whole partition.
+        segment: ``column=value`` (a segment of the contract), or None for the whole partition.
         compared: matched rows compared.
         mismatched: rows whose values differ beyond the tolerance.
         tolerance: (absolute, relative) for numerics, None for exact comparison.
-        examples: a few mismatches ``{impression_id, offline, online}``, PII redacted.
+        examples: a few mismatches ``{<key column>: key, offline, online}``, PII redacted.
     """
 
     feature: str
@@ -105,12 +107,17 @@ class SkewReport:
         return [f.feature for f in self.features]
 
 
-def align_replay(offline: pd.DataFrame, online: pd.DataFrame) -> ReplayAlignment:
-    """Match offline and online rows by impression_id (the first row of each key)."""
+def align_replay(offline: pd.DataFrame, online: pd.DataFrame, *, key: str) -> ReplayAlignment:
+    """Match offline and online rows by ``key`` (the first row of each key takes part).
+
+    Args:
+        offline, online: one partition of each environment's table.
+        key: the key column both frames carry (the contract's ``key_column``).
+    """
     import numpy as np
     import pandas as pd
 
-    off_keys, on_keys = offline[KEY], online[KEY]
+    off_keys, on_keys = offline[key], online[key]
     off_dup, on_dup = off_keys.duplicated().to_numpy(), on_keys.duplicated().to_numpy()
     off_first = np.flatnonzero(~off_dup)
     on_first = np.flatnonzero(~on_dup)
@@ -122,6 +129,7 @@ def align_replay(offline: pd.DataFrame, online: pd.DataFrame) -> ReplayAlignment
         n_offline=len(offline), n_online=len(online),
         duplicate_offline=int(off_dup.sum()), duplicate_online=int(on_dup.sum()),
         only_offline=len(off_first) - int(found.sum()), only_online=int((~found).sum()),
+        key=key,
     )
 
 
@@ -177,7 +185,7 @@ def _compare_field(
         tol = None
         mismatch = ~_exact_match(a, b)
     where = np.flatnonzero(mismatch)[:n_examples]
-    examples = tuple({"impression_id": keys[i], "offline": _example_value(a[i], field.pii),
+    examples = tuple({alignment.key: keys[i], "offline": _example_value(a[i], field.pii),
                       "online": _example_value(b[i], field.pii)} for i in where)
     skew = FeatureSkew(field.name, None, len(a), int(mismatch.sum()), tol, examples)
     return skew, mismatch
@@ -207,22 +215,24 @@ def replay_skew(
     segments: Sequence[str] | None = None,
     n_examples: int = 3,
     alignment: ReplayAlignment | None = None,
+    key: str | None = None,
 ) -> SkewReport:
     """Compare every feature present on both sides, value by value, on matched impressions.
 
     Args:
-        offline, online: one partition of ``offline_features`` and of ``serving_log``.
-        contract: the features' contract (tolerances, roles, PII).
+        offline, online: one partition of the contract's offline and online tables.
+        contract: the features' contract (tolerances, roles, PII, key).
         segments: columns to break mismatches down by (default ``contract.segments``); a
             matched row's segment is its offline value.
         n_examples: mismatch examples kept per feature.
         alignment: a precomputed :func:`align_replay` of the same frames.
+        key: the join key (default ``contract.key_column``).
     """
     import numpy as np
     import pandas as pd
 
-    alignment = alignment or align_replay(offline, online)
-    keys = offline[KEY].to_numpy(dtype=object)[alignment.offline_rows]
+    alignment = alignment or align_replay(offline, online, key=key or contract.key_column)
+    keys = offline[alignment.key].to_numpy(dtype=object)[alignment.offline_rows]
     segment_codes = []
     for column in contract.segments if segments is None else segments:
         if column in offline.columns:
@@ -262,7 +272,7 @@ def skew_findings(report: SkewReport, contract: Contract) -> list[Finding]:
         findings.append(Finding(
             check="replay_duplicate_keys", passed=dup == 0, severity=policy.severity,
             environment=env, value=dup, threshold=0, count=rows, dataset=name,
-            message=f"{dup} of {rows} {env} rows repeat an impression_id"))
+            message=f"{dup} of {rows} {env} rows repeat a key ({a.key or 'key'})"))
     one_sided = a.only_offline + a.only_online
     universe = a.matched + one_sided
     rate = one_sided / universe if universe else 0.0

@@ -12,7 +12,7 @@ def small_contract() -> Contract:
     """Four features with the properties the monitors read: a PII id, an absolute and a
     relative tolerance, a categorical with a default, a default that is not enforced."""
     fields = (
-        FieldContract("impression_id", "string", role="key"),
+        FieldContract("impression_id", "string", role="key", primary_key=True),
         FieldContract("user_id", "string", role="id", pii=True, default="unknown",
                       max_default_rate={"offline": 0.5, "online": 0.5}),
         FieldContract("income", "number", pii=True, default=-1.0, relative_tolerance=0.01,

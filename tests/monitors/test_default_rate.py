@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from monitors.default_rate import default_rate_findings, default_rate_metrics, default_rates
+from contracts.spec import FieldContract, is_default_value
+from monitors.default_rate import (
+    default_mask,
+    default_rate_findings,
+    default_rate_metrics,
+    default_rates,
+)
 
 
 def _partition(n_per_device: int = 10) -> pd.DataFrame:
@@ -77,3 +83,40 @@ def test_equal_rates_pass_and_segments_stay_quiet(small_contract):
                                      small_contract)
     assert findings and all(f.passed for f in findings)
     assert all(f.segment is None for f in findings)  # segments only shown for a flagged feature
+
+
+def test_the_tables_maximum_is_not_applied_to_a_segment(small_contract):
+    # device_type's default "unknown" is also a segment value: 100 % defaults on both sides
+    # there (the online row takes the offline segment), and odds at 50 % in the ios segment
+    # on both sides is above odds' online maximum of 30 % — neither is a fault.
+    offline = _partition()
+    offline.loc[offline.device_type == "web", "device_type"] = "unknown"
+    offline.loc[offline.index[:5], "odds"] = 0.0
+    online = offline.copy()
+    rates = {(r.feature, r.segment): r for r in default_rates(offline, online, small_contract)}
+    unknown = rates[("device_type", "device_type=unknown")]
+    assert unknown.online_rate == unknown.offline_rate == 1.0 and not unknown.flagged
+    ios = rates[("odds", "device_type=ios")]
+    assert ios.online_rate == 0.5 and ios.max_online is None and not ios.flagged
+    # An excess over the same segment's offline rate is still flagged.
+    online.loc[online.index[10:13], "odds"] = 0.0  # three android rows
+    android = {(r.feature, r.segment): r for r in default_rates(offline, online, small_contract)}[
+        ("odds", "device_type=android")]
+    assert (android.online_defaults, android.offline_defaults, android.flagged) == (3, 0, True)
+
+
+@pytest.mark.parametrize("field", [
+    FieldContract("n", "number", default=-9.0),
+    FieldContract("k", "integer", default=-999),
+    FieldContract("tier", "string", role="category", default="none"),
+    FieldContract("code", "integer", role="category", default=0),
+])
+def test_default_mask_is_is_default_value_row_by_row(field):
+    values = [-9.0, -9, "-9.0", "-9", -999, "-999", -999.0, 0, 0.0, "0", "none", "None", None,
+              float("nan"), "x", 3.5, True]
+    for column in (pd.Series(values, dtype=object),
+                   pd.Series([v for v in values if isinstance(v, (int, float))], dtype="float64")):
+        expected = [is_default_value(field, v) for v in column.tolist()]
+        assert default_mask(column, field).tolist() == expected, field.name
+    assert default_mask(pd.Series([-999, 5, -999], dtype="int64"),
+                        FieldContract("k", "integer", default=-999)).tolist() == [True, False, True]

@@ -37,7 +37,7 @@ def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_alignment_counts_duplicates_and_one_sided_keys(frames):
-    a = align_replay(*frames)
+    a = align_replay(*frames, key="impression_id")
     assert (a.matched, a.duplicate_offline, a.duplicate_online) == (5, 1, 1)
     assert (a.only_offline, a.only_online) == (1, 1)
     # The first row of a repeated key takes part: offline "e" is row 4, not row 5.
@@ -106,3 +106,23 @@ def test_numeric_columns_read_as_text_still_compare_numerically(small_contract):
     online = offline.assign(income=np.array([100.5, 200.0]))
     report = replay_skew(offline, online, small_contract)
     assert {s.feature: s.mismatched for s in report.features}["income"] == 0
+
+
+def test_the_join_key_is_the_contracts_primary_key(frames, small_contract):
+    import dataclasses
+
+    from contracts.spec import FieldContract
+
+    offline, online = (f.rename(columns={"impression_id": "req"}) for f in frames)
+    fields = tuple(FieldContract("req", "string", role="key", primary_key=True)
+                   if f.name == "impression_id" else f for f in small_contract.fields)
+    contract = dataclasses.replace(small_contract, fields=fields)
+    report = replay_skew(offline, online, contract)
+    assert (report.alignment.key, report.alignment.matched) == ("req", 5)
+    by = {s.feature: s for s in report.features}
+    assert by["ctr"].examples[0] == {"req": "b", "offline": 0.1, "online": 0.106}
+    dup = [f for f in skew_findings(report, contract) if f.check == "replay_duplicate_keys"]
+    assert all("(req)" in f.message for f in dup)
+    with pytest.raises(KeyError, match="primaryKey"):
+        replay_skew(offline, online, dataclasses.replace(
+            small_contract, fields=tuple(f for f in fields if f.name != "req")))
