@@ -80,8 +80,8 @@ def _partitions(url: str, contract, rows: int):
     for day in range(8, DAYS + 1):
         ds = START + dt.timedelta(days=day - 1)
         label = FAULT_DAYS.get(day, "clean").split(":")[0] + f" ({ds})"
-        frames = {env: read_partition(engine, t, ds) for env, t in tables.items()}
-        windows = {env: read_range(engine, t, ds - dt.timedelta(days=7), ds - dt.timedelta(days=1))
+        frames = {env: read_partition(engine, t, ds, partition_column="ds", timestamps=("served_at",)) for env, t in tables.items()}
+        windows = {env: read_range(engine, t, ds - dt.timedelta(days=7), ds - dt.timedelta(days=1), partition_column="ds", timestamps=("served_at",))
                    for env, t in tables.items()}
         offline, online = _resample(frames["offline"], frames["online"], rows, day)
         off_window, on_window = _resample(windows["offline"], windows["online"], rows, 100 + day)
@@ -107,7 +107,7 @@ def _monitoring_path(contract, offline, online, off_window, on_window):
     for env in ("offline", "online"):
         results += drift.compare_profiles(windows[env], profiles[env], targets[env], env)
     timings["drift (3 comparisons)"] = time.perf_counter() - started
-    alignment, timings["replay join"] = _timed(lambda: align_replay(offline, online))
+    alignment, timings["replay join"] = _timed(lambda: align_replay(offline, online, key="impression_id"))
     _, timings["default rate"] = _timed(lambda: default_rates(offline, online, contract,
                                                               alignment=alignment))
     _, timings["replay skew"] = _timed(lambda: replay_skew(offline, online, contract,

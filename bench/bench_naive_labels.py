@@ -57,7 +57,7 @@ def calibration_table(engine, as_of: dt.date) -> tuple[list[dict], dict]:
     features = feature_names(("int", "float"))
     holdout = masked.holdout
     days = [dt.date.fromisoformat(d) for d in masked.description["split"]["holdout_days"]]
-    oracle = read_range(engine, "oracle", days[0], days[-1])
+    oracle = read_range(engine, "oracle", days[0], days[-1], partition_column="ds")
     oracle = holdout[["impression_id"]].merge(oracle, on="impression_id", how="left")
     rows = []
     click_sampled = None

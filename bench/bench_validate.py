@@ -157,7 +157,7 @@ t0 = time.perf_counter()
 if mode == "chunked":
     result = validate_partition(contract, "offline", engine, dt.date(2026, 10, 1), chunk_rows=chunk)
 else:
-    frame = read_partition(engine, "offline_features", dt.date(2026, 10, 1))
+    frame = read_partition(engine, "offline_features", dt.date(2026, 10, 1), partition_column="ds")
 # VmHWM (this process's peak RSS) resets at exec, unlike ru_maxrss, which would carry the
 # parent's peak into the child on Linux.
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
