@@ -48,13 +48,33 @@ def _as_float(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce").astype("float64")
 
 
-def default_mask(series: pd.Series, default: Any) -> pd.Series:
-    """Rows holding the field's default (sentinel) value."""
+def default_mask(series: pd.Series, default: Any, *, numeric: bool | None = None) -> pd.Series:
+    """Rows holding the field's default (sentinel): the vectorised
+    :func:`contracts.spec.is_default_value`.
+
+    Args:
+        series: the column.
+        default: the field's default (None: no row is a default).
+        numeric: whether the field is a number (``FieldContract.is_numeric``): values and the
+            default are compared as floats, a value that is not a number never matches; else
+            as strings. None infers it from the default's type (an int or float, not a bool).
+    """
     if default is None:
         return pd.Series(False, index=series.index)
-    if isinstance(default, str):
-        return series == default
-    return _as_float(series) == float(default)
+    if numeric is None:
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if numeric:
+        try:
+            target = float(default)
+        except (TypeError, ValueError):
+            return pd.Series(False, index=series.index)
+        return (_as_float(series) == target).fillna(False).astype(bool)
+    text = str(default)
+    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        mask = series == text  # the common case: a clean string column, compared at C speed
+    else:
+        mask = series.map(lambda v: v is not None and str(v) == text)
+    return (mask & series.notna()).fillna(False).astype(bool)
 
 
 def finite_mask(series: pd.Series) -> pd.Series:

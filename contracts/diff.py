@@ -51,6 +51,18 @@ def _fmt(v) -> str:
     return "none" if v is None else repr(v)
 
 
+def _catalogue(contract: Contract, attr: str) -> str | None:
+    """The contract's partition or key column, or None when it marks none."""
+    try:
+        return getattr(contract, attr)
+    except KeyError:
+        return None
+
+
+def _window(w) -> str:
+    return f"{w.days:g} d from {w.counts_from}" if w is not None else "none"
+
+
 def _range_changes(o: FieldContract, n: FieldContract) -> list[Change]:
     out = []
     for bound, lower_is_tighter in (("minimum", False), ("maximum", True)):
@@ -167,16 +179,22 @@ def _contract_changes(old: Contract, new: Contract) -> list[Change]:
         out.append(Change("owner_changed", None, False, False,
                           f"contract owner {old.owner.team} {list(old.owner.slack)} -> "
                           f"{new.owner.team} {list(new.owner.slack)}; alerts go to the new owner."))
-    tasks = sorted(set(old.maturity) | set(new.maturity))
-    for task in tasks:
-        a = old.maturity_window(task) if task in old.maturity else None
-        b = new.maturity_window(task) if task in new.maturity else None
+    for what, attr in (("partition column", "partition_column"), ("key", "key_column")):
+        a, b = _catalogue(old, attr), _catalogue(new, attr)
+        if a != b:
+            out.append(Change(f"{attr}_changed", None, True, True,
+                              f"{what} {_fmt(a)} -> {_fmt(b)}; every reader and writer of the "
+                              "tables must move with it."))
+    for task in sorted(set(old.maturity) | set(new.maturity)):
+        a, b = old.maturity.get(task), new.maturity.get(task)
         if a != b:
             out.append(Change("maturity_window_changed", None, False, True,
-                              f"label {task}: maturity {a.days if a else 'default'} d from "
-                              f"{a.counts_from if a else 'event_ts'} -> {b.days if b else 'default'} d "
-                              f"from {b.counts_from if b else 'event_ts'}. Which labels count as "
-                              "final changes, and with it the training set."))
+                              f"label {task}: maturity {_window(a)} -> {_window(b)}. Which labels "
+                              "count as final changes, and with it the training set."))
+    if old.tasks != new.tasks and set(old.tasks) == set(new.tasks):
+        out.append(Change("stage_order_changed", None, False, True,
+                          f"funnel stages {list(old.tasks)} -> {list(new.tasks)}: the model's "
+                          "chain of stages changes; retrain it."))
     if old.freshness_hours != new.freshness_hours:
         tighter = new.freshness_hours is not None and (
             old.freshness_hours is None or new.freshness_hours < old.freshness_hours)

@@ -1,8 +1,13 @@
 """Reading one warehouse partition for validation: in chunks, with key uniqueness pushed down.
 
-A partition is streamed in chunks of ``chunk_rows`` (a server-side cursor on PostgreSQL), so
-memory stays flat however large it is. Uniqueness cannot be decided chunk by chunk, so it is
-answered exactly by the database (``GROUP BY key HAVING COUNT(*) > 1``).
+A partition is the set of rows whose partition column (the contract's ``partitioned: true``
+property) equals one date. It is streamed in chunks of ``chunk_rows`` (a server-side cursor on
+PostgreSQL), so memory stays flat however large it is. Uniqueness cannot be decided chunk by
+chunk, so it is answered exactly by the database (``GROUP BY key HAVING COUNT(*) > 1``).
+
+Timestamp columns are read as the database's raw values (text on SQLite) and parsed here as
+UTC: a value that does not parse is kept as it was, so the ``dtype`` check reports it row by
+row instead of the read failing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from sqlalchemy.engine import Engine
 from contracts.errors import MissingDataError
 from funnelguard.errors import EnvironmentFailure
 
-__all__ = ["table_columns", "require_contract_columns", "iter_chunks", "duplicate_keys"]
+__all__ = ["table_columns", "require_contract_columns", "iter_chunks", "duplicate_keys",
+           "parse_timestamps"]
 
 
 def _where(engine: Engine) -> str:
@@ -52,28 +58,52 @@ def require_contract_columns(engine: Engine, table: str, columns: Sequence[str],
     return present
 
 
-def _partition_table(engine: Engine, table: str) -> sa.Table:
-    return sa.Table(table, sa.MetaData(), autoload_with=engine)
+def _reflect(engine: Engine, table: str) -> sa.Table:
+    try:
+        return sa.Table(table, sa.MetaData(), autoload_with=engine)
+    except sa.exc.OperationalError as exc:
+        raise EnvironmentFailure(f"cannot inspect warehouse {_where(engine)}: {exc.orig}") from exc
+
+
+def parse_timestamps(series: pd.Series) -> pd.Series:
+    """A timestamp column as ``datetime64[ns, UTC]`` (naive values are UTC).
+
+    Values that do not parse (text such as ``"yesterday"``) are kept as they were, in an
+    object column beside the parsed ones, so the compiled ``dtype`` check fails exactly those
+    rows; nulls stay null.
+    """
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series.dt.tz_localize("UTC") if series.dt.tz is None else series.dt.tz_convert("UTC")
+    parsed = pd.to_datetime(series, utc=True, format="ISO8601", errors="coerce")
+    bad = series.notna() & parsed.isna()
+    if not bad.any():
+        return parsed
+    return parsed.astype(object).where(~bad, series)
 
 
 def _normalise(frame: pd.DataFrame, timestamps: Sequence[str]) -> pd.DataFrame:
-    """Timestamps as UTC (naive UTC on SQLite); everything else as the database returned it."""
+    """Timestamps as UTC; everything else as the database returned it."""
     for col in timestamps:
-        if col not in frame.columns:
-            continue
-        s = frame[col]
-        if pd.api.types.is_datetime64_any_dtype(s):
-            frame[col] = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
-        elif s.map(lambda v: isinstance(v, dt.datetime) or v is None).all():
-            frame[col] = pd.to_datetime(s, utc=True)
+        if col in frame.columns:
+            frame[col] = parse_timestamps(frame[col])
     return frame
 
 
-def iter_chunks(engine: Engine, table: str, ds: dt.date, columns: Sequence[str],
-                timestamps: Sequence[str] = (), chunk_rows: int = 200_000) -> Iterator[pd.DataFrame]:
-    """Partition ``ds`` of ``table`` as DataFrames of at most ``chunk_rows`` rows."""
-    tbl = _partition_table(engine, table)
-    stmt = sa.select(*[tbl.c[c] for c in columns]).where(tbl.c.ds == ds)
+def iter_chunks(engine: Engine, table: str, partition: dt.date, columns: Sequence[str], *,
+                partition_column: str, timestamps: Sequence[str] = (),
+                chunk_rows: int = 200_000) -> Iterator[pd.DataFrame]:
+    """Rows of ``table`` whose ``partition_column`` is ``partition``, at most ``chunk_rows`` a frame.
+
+    Args:
+        partition_column: the contract's partition column (``partitioned: true``).
+        timestamps: columns parsed as UTC timestamps (read raw, so bad text cannot stop the read).
+    """
+    tbl = _reflect(engine, table)
+    raw = set(timestamps)
+    # type_coerce to String drops SQLAlchemy's own datetime parsing (it raises on bad text).
+    cols = [sa.type_coerce(tbl.c[c], sa.String()).label(c) if c in raw else tbl.c[c]
+            for c in columns]
+    stmt = sa.select(*cols).where(tbl.c[partition_column] == partition)
     try:
         with engine.connect().execution_options(stream_results=True) as conn:
             for chunk in pd.read_sql(stmt, conn, chunksize=chunk_rows, coerce_float=False):
@@ -82,12 +112,12 @@ def iter_chunks(engine: Engine, table: str, ds: dt.date, columns: Sequence[str],
         raise EnvironmentFailure(f"reading {table} from {_where(engine)} failed: {exc.orig}") from exc
 
 
-def duplicate_keys(engine: Engine, table: str, ds: dt.date, key: str,
-                   limit: int = 5) -> tuple[int, list]:
-    """Rows of partition ``ds`` whose non-null ``key`` occurs more than once, and a few keys."""
-    tbl = _partition_table(engine, table)
+def duplicate_keys(engine: Engine, table: str, partition: dt.date, key: str, *,
+                   partition_column: str, limit: int = 5) -> tuple[int, list]:
+    """Rows of the partition whose non-null ``key`` occurs more than once, and a few keys."""
+    tbl = _reflect(engine, table)
     groups = (sa.select(tbl.c[key].label("k"), sa.func.count().label("n"))
-              .where(tbl.c.ds == ds, tbl.c[key].is_not(None))
+              .where(tbl.c[partition_column] == partition, tbl.c[key].is_not(None))
               .group_by(tbl.c[key]).having(sa.func.count() > 1).subquery())
     try:
         with engine.connect() as conn:

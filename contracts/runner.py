@@ -1,12 +1,13 @@
 """Running a compiled contract: Pandera's failure cases become findings per (column, check).
 
 ``validate_frame`` checks an in-memory frame; ``validate_partition`` streams one warehouse
-partition in chunks (bounded memory), tallies failures per (column, check) across chunks, asks
-the database for exact key uniqueness, and counts defaults with the same definition as the
-registered ``max_default_rate`` check. Every applicable check yields a finding, passing or not,
-with the failing count and fraction, the tolerance, the severity and a few examples (PII
-redacted). Nothing here exits or stores: the CLI edge does.
-"""
+partition (the rows whose contract partition column is that date) in chunks (bounded memory),
+tallies failures per (column, check) across chunks, asks the database for exact key
+uniqueness, and counts defaults with the one definition of a default
+(:func:`contracts.spec.is_default_value`, vectorised in :func:`contracts.checks.default_mask`).
+Every applicable check yields a finding, passing or not, with the failing count and fraction,
+the tolerance, the severity and a few examples (PII redacted). Nothing here exits or stores:
+the CLI edge does."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from contracts.compiler import compile_schema
 from contracts.errors import MissingDataError
 from contracts.partition_reader import duplicate_keys, iter_chunks, require_contract_columns
 from contracts.spec import CheckPolicy, Contract, FieldContract
+from funnelguard.errors import InputError
 from funnelguard.findings import MAX_EXAMPLES, Finding, Metric, RunResult
 
 __all__ = ["validate_frame", "validate_partition", "REDACTED", "checks_for"]
@@ -93,7 +95,7 @@ def _tally_chunk(contract: Contract, environment: str, schema: pa.DataFrameSchem
         rate = f.max_default_rate.get(environment)
         if rate is not None and f.default is not None:
             tally.defaults[f.name] = tally.defaults.get(f.name, 0) + int(
-                default_mask(frame[f.name], f.default).sum())
+                default_mask(frame[f.name], f.default, numeric=f.is_numeric).sum())
     try:
         schema.validate(frame, lazy=True)
         return
@@ -191,41 +193,56 @@ def validate_frame(contract: Contract, environment: str, frame: pd.DataFrame, *,
     return _result(contract, environment, partition, tally, extra)
 
 
-def validate_partition(contract: Contract, environment: str, engine: Engine, ds: dt.date, *,
-                       chunk_rows: int = 200_000) -> RunResult:
-    """Validate partition ``ds`` of the environment's table in bounded memory.
+def validate_partition(contract: Contract, environment: str, engine: Engine,
+                       partition: dt.date, *, chunk_rows: int = 200_000) -> RunResult:
+    """Validate one partition of the environment's table in bounded memory.
+
+    The partition is the rows whose partition column (``contract.partition_column``) is
+    ``partition``; key uniqueness is decided by the database for every ``unique`` property.
 
     Args:
         contract: a loaded contract.
         environment: ``offline`` or ``online`` (one of ``contract.tables``).
         engine: the warehouse.
-        ds: the partition date.
+        partition: the partition date.
         chunk_rows: rows per chunk; memory grows with this, not with the partition.
 
     Raises:
         MissingDataError: the table, a column or the partition is missing (exit 2).
+        InputError: the contract names no partition column (exit 2).
         EnvironmentFailure: the warehouse cannot be read (exit 3).
     """
     table = contract.table(environment)
+    part = _partition_column(contract)
     fields = contract.fields_for(environment)
     names = [f.name for f in fields]
-    present = require_contract_columns(engine, table, names, contract.path, environment)
+    present = require_contract_columns(engine, table, [*names, part] if part not in names
+                                       else names, contract.path, environment)
     schema = compile_schema(contract, environment, unique=False, default_rate=False)
-    timestamps = [f.name for f in fields if f.logical_type == "timestamp"]
     tally = _Tally()
-    for chunk in iter_chunks(engine, table, ds, names, timestamps, chunk_rows):
+    for chunk in iter_chunks(engine, table, partition, names, partition_column=part,
+                             timestamps=contract.timestamp_columns(environment),
+                             chunk_rows=chunk_rows):
         _tally_chunk(contract, environment, schema, chunk, tally)
     if tally.rows == 0:
         raise MissingDataError(
-            f"expected rows for partition ds={ds.isoformat()} in table {table!r} of warehouse "
-            f"{engine.url.render_as_string(hide_password=True)}, found none")
+            f"expected rows for partition {part}={partition.isoformat()} in table {table!r} of "
+            f"warehouse {engine.url.render_as_string(hide_password=True)}, found none")
     pii = {f.name for f in fields if f.pii}
     for f in fields:
         if f.unique:
-            count, keys = duplicate_keys(engine, table, ds, f.name)
+            count, keys = duplicate_keys(engine, table, partition, f.name, partition_column=part)
             if count:
                 # Rows failing both a row check and uniqueness count twice here (capped at rows).
                 tally.failing_rows += count
                 tally.add_failure((f.name, "unique"), count, [_example(k, f.name in pii) for k in keys])
     extra = [c for c in present if c not in names]
-    return _result(contract, environment, ds.isoformat(), tally, extra)
+    return _result(contract, environment, partition.isoformat(), tally, extra)
+
+
+def _partition_column(contract: Contract) -> str:
+    try:
+        return contract.partition_column
+    except KeyError as exc:
+        raise InputError(f"{exc.args[0]}: validate reads one partition, so the contract must "
+                         "mark its partition column (ODCS `partitioned: true`)") from None

@@ -149,7 +149,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 
 def test_missing_file_names_the_packaged_contracts(tmp_path):
-    with pytest.raises(ContractError, match=r"no such file.*ranking_features, impressions, labels"):
+    with pytest.raises(ContractError, match=r"no such file.*impressions, labels, ranking_features"):
         load_contract(tmp_path / "absent.yaml")
 
 

@@ -1,0 +1,78 @@
+"""The contracts package's command: ``run_validate``, called by the CLI and the DAG tasks alike.
+
+One plain function per check (registered as ``validate`` in :data:`funnelguard.commands.JOBS`):
+it takes the project, an engine and the partition, reads everything it needs to know about the
+table (which contract, its table per environment, partition and key columns, timestamps,
+defaults) from the project's contracts, and returns a :class:`~funnelguard.findings.RunResult`.
+Storing, ``--json`` and exit codes belong to the edge (:func:`funnelguard.commands.execute`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from funnelguard.errors import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from contracts.spec import Contract
+    from funnelguard.findings import RunResult
+    from funnelguard.project import Project
+
+__all__ = ["run_validate", "contract_to_validate", "DATASETS"]
+
+# The parts of a project ``validate`` can check (``--dataset``); a contract name works too.
+DATASETS: tuple[str, ...] = ("impressions", "features", "labels")
+
+
+def run_validate(project: Project, engine: Engine, partition: dt.date | str, *,
+                 environment: str, dataset: str = "features",
+                 chunk_rows: int = 200_000) -> RunResult:
+    """Validate one partition of a project contract's table for one environment.
+
+    Args:
+        project: the loaded project (:func:`funnelguard.project.load_project`).
+        engine: the warehouse.
+        partition: the partition date (a ``datetime.date`` or ``YYYY-MM-DD``).
+        environment: ``offline`` or ``online``; the contract must have a table for it.
+        dataset: the part to check (``impressions``, ``features``, ``labels``) or the name
+            of one of the project's contracts.
+        chunk_rows: rows per chunk; memory grows with this, not with the partition.
+
+    Returns:
+        One finding per (column, check), passing ones included; ``dataset`` is the contract's
+        name.
+
+    Raises:
+        InputError: an unknown dataset, an environment the contract lacks, a bad partition or
+            chunk size, a missing table, column or partition (exit 2).
+        EnvironmentFailure: the warehouse cannot be read (exit 3).
+    """
+    from contracts.runner import validate_partition
+    from funnelguard.warehouse import parse_date
+
+    contract = contract_to_validate(project, dataset, environment, chunk_rows)
+    day = parse_date(partition)
+    return validate_partition(contract, environment, engine, day, chunk_rows=chunk_rows)
+
+
+def contract_to_validate(project: Project, dataset: str, environment: str,
+                         chunk_rows: int = 200_000) -> Contract:
+    """The contract ``run_validate`` would check, after checking its inputs (no database).
+
+    The CLI calls this before it connects, so a bad flag is exit 2 even with the warehouse down.
+
+    Raises:
+        InputError: an unknown dataset, an environment the contract lacks, a bad chunk size.
+    """
+    contract = project.contract(dataset)
+    if environment not in contract.tables:
+        raise InputError(
+            f"environment (--env): expected one of contract {contract.name}'s environments; "
+            f"{contract.path} has environments {sorted(contract.tables)}, found {environment!r}")
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise InputError(f"chunk_rows (--chunk-rows): expected a positive number, found "
+                         f"{chunk_rows!r}")
+    return contract
