@@ -103,7 +103,7 @@ def _project_problems(path: str) -> tuple[int, list[str]]:
     try:
         project = load_project(file)
     except ProjectError as exc:
-        return 1, [f"{exc.path}:{line or 1}: {message}" for line, message in exc.problems]
+        return 1 + len({p.path for p in exc.problems} - {exc.path}), [str(p) for p in exc.problems]
     except ContractError as exc:
         return 1 + len({p.path for p in exc.problems}), [str(p) for p in exc.problems]
     return 1 + len(project.contracts), []

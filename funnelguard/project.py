@@ -55,12 +55,20 @@ _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ProjectError(InputError):
-    """A project file that cannot be used: each problem with file:line and which key."""
+    """A project that cannot be used; ``problems`` lists every mistake, each with file:line.
 
-    def __init__(self, path: str, problems: Sequence[tuple[int | None, str]]) -> None:
+    Problems are :class:`contracts.errors.Problem`; they point into the project file, or into
+    the contract file whose key does not fit the others (a ``countsFrom``, a score's task).
+    """
+
+    def __init__(self, path: str, problems: Sequence[tuple]) -> None:
+        from contracts.errors import Problem
+
         self.path = path
-        self.problems = tuple(problems)
-        lines = "\n".join(f"  {path}:{line or 1}: {msg}" for line, msg in self.problems)
+        self.problems = tuple(p if isinstance(p, Problem) else
+                              Problem(path, p[0], p[1]) if len(p) == 2 else Problem(*p)
+                              for p in problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"project {path}: {len(self.problems)} problem(s):\n{lines}")
 
 
@@ -322,10 +330,10 @@ def load_project(path: str | os.PathLike | None = None) -> Project:
             expanded = _expand(value, line_of(doc, [key]), problems)
             urls[key] = _relative_sqlite(expanded, file.parent) if expanded else None
     defaults = _defaults(doc, file, problems, line_of)
-    if contract_errors:
+    if contract_errors and not problems:
         raise ContractError(contract_errors)
-    if problems:
-        raise ProjectError(shown, problems)
+    if problems:  # the project file's problems and its contracts', all at once
+        raise ProjectError(shown, [*problems, *contract_errors])
     contracts = _resolve_counts_from(contracts)
     problems += _fit_problems(contracts)
     if problems:
@@ -370,9 +378,28 @@ def _resolve_counts_from(contracts: dict[str, Contract]) -> dict[str, Contract]:
     return {**contracts, "labels": dataclasses.replace(labels, maturity=maturity)}
 
 
-def _fit_problems(contracts: Mapping[str, Contract]) -> list[tuple[int | None, str]]:
-    """Do the three contracts fit together? Each problem names the contract file."""
-    problems: list[tuple[int | None, str]] = []
+def _line(contract: Contract, *, field_name: str | None = None, custom: str | None = None,
+          rest: Sequence[Any] = ()) -> int | None:
+    """The line of a property, or of a contract-level customProperty (and a key below it)."""
+    from contracts.yaml_lines import line_of
+
+    raw = contract.raw
+    if field_name is not None:
+        for i, obj in enumerate(raw.get("schema") or []):
+            for j, prop in enumerate(obj.get("properties") or []):
+                if isinstance(prop, dict) and prop.get("name") == field_name:
+                    return line_of(raw, ["schema", i, "properties", j])
+    if custom is not None:
+        for i, item in enumerate(raw.get("customProperties") or []):
+            if isinstance(item, dict) and item.get("property") == custom:
+                return (line_of(raw, ["customProperties", i, "value", *rest])
+                        or line_of(raw, ["customProperties", i]))
+    return 1
+
+
+def _fit_problems(contracts: Mapping[str, Contract]) -> list[tuple]:
+    """Do the three contracts fit together? Each problem points into the contract file."""
+    problems: list[tuple] = []
     imp, feats, labels = contracts["impressions"], contracts["features"], contracts["labels"]
     for part, c in contracts.items():
         for what, attr in (("`partitioned: true`", "partition_column"),
@@ -380,41 +407,48 @@ def _fit_problems(contracts: Mapping[str, Contract]) -> list[tuple[int | None, s
             try:
                 getattr(c, attr)
             except KeyError:
-                problems.append((None, f"contracts.{part} ({c.path}): expected a property with "
+                problems.append((c.path, 1, f"contracts.{part}: expected a property with "
                                        f"{what}, found none"))
     if not labels.maturity:
-        problems.append((None, f"contracts.labels ({labels.path}): expected `maturityWindows` "
+        problems.append((labels.path, 1, "contracts.labels: expected `maturityWindows` "
                                "naming the funnel stages in order, found none"))
     stamps = set(imp.timestamp_columns())
     for task, window in labels.maturity.items():
         if not window.counts_from:
-            problems.append((None, f"contracts.labels ({labels.path}): maturityWindows.{task} has "
+            problems.append((labels.path, _line(labels, custom="maturityWindows", rest=[task]),
+                             f"contracts.labels: maturityWindows.{task} has "
                                    "no countsFrom and the impressions contract has "
                                    f"{len(stamps)} timestamps {sorted(stamps)}; name one"))
         elif window.counts_from not in stamps:
-            problems.append((None, f"contracts.labels ({labels.path}): maturityWindows.{task}."
+            problems.append((labels.path, _line(labels, custom="maturityWindows",
+                                                rest=[task, "countsFrom"]),
+                             f"contracts.labels: maturityWindows.{task}."
                                    f"countsFrom {window.counts_from!r} is not a timestamp property "
                                    f"of the impressions contract {imp.name} ({imp.path}); its "
                                    f"timestamps are {sorted(stamps)}"))
     if len({w.counts_from for w in labels.maturity.values()}) > 1:
-        problems.append((None, f"contracts.labels ({labels.path}): every stage must count from "
+        problems.append((labels.path, _line(labels, custom="maturityWindows"),
+                         "contracts.labels: every stage must count from "
                                "the same impressions timestamp, found "
                                f"{sorted({w.counts_from for w in labels.maturity.values()})}"))
     for task in labels.maturity:
         if task not in labels.loaded_at_columns:
-            problems.append((None, f"contracts.labels ({labels.path}): stage {task!r} has no "
+            problems.append((labels.path, _line(labels, custom="maturityWindows", rest=[task]),
+                             f"contracts.labels: stage {task!r} has no "
                                    "loaded-at column (role timestamp, task "
                                    f"{task!r}); the gate needs when each outcome landed"))
     for task, col in feats.score_columns.items():
         if task not in labels.maturity:
-            problems.append((None, f"contracts.features ({feats.path}): score column {col!r} is "
+            problems.append((feats.path, _line(feats, field_name=col),
+                             f"contracts.features: score column {col!r} is "
                                    f"for stage {task!r}, which the labels contract does not have "
                                    f"(stages {list(labels.maturity)})"))
     if not feats.feature_fields():
-        problems.append((None, f"contracts.features ({feats.path}): expected properties with "
+        problems.append((feats.path, 1, "contracts.features: expected properties with "
                                "role feature, id or category, found none"))
     for seg in feats.segments:
         if seg not in {f.name for f in feats.fields}:
-            problems.append((None, f"contracts.features ({feats.path}): segment {seg!r} is not "
+            problems.append((feats.path, _line(feats, custom="segments"),
+                             f"contracts.features: segment {seg!r} is not "
                                    "a property"))
     return problems

@@ -88,7 +88,10 @@ def test_lint_project_reports_counts_from_a_non_timestamp_column(run_cli, projec
     assert code == 2
     problems = captured.err.strip().splitlines()
     assert len(problems) == 3  # one per stage
-    assert all(p.startswith(f"{project}:") for p in problems)
+    # each points at its own countsFrom line of the labels contract
+    assert [p.split(": ")[0] for p in problems] == [
+        f"{outcomes}:{n}" for n in sorted(int(p.split(": ")[0].rsplit(":", 1)[1]) for p in problems)]
+    assert len({p.split(": ")[0] for p in problems}) == 3
     assert ("maturityWindows.click.countsFrom 'channel' is not a timestamp property of the "
             "impressions contract ranking_requests") in problems[0]
     assert "['shown_at']" in problems[0]
