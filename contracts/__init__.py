@@ -2,7 +2,7 @@
 
 ``load_contract("ranking_features")`` (or a path) returns a typed
 :class:`~contracts.spec.Contract`; ``compile_schema(contract, environment)`` turns it into a
-``pandera.pandas.DataFrameSchema``; ``validate_partition(contract, environment, engine, ds)``
+``pandera.pandas.DataFrameSchema``; ``validate_partition(contract, environment, engine, partition)``
 validates one warehouse partition in bounded memory and returns a
 :class:`~funnelguard.findings.RunResult` of findings per (column, check). Heavy imports (pandas,
 pandera) happen only when the compiler or runner is used.
