@@ -1,19 +1,22 @@
 """Label maturity: the as-of rule, the gate that decides whether training may run, and its checks.
 
-Conversion and approval labels arrive days after the impression. :func:`resolve_labels` applies
-the as-of rule (positive if loaded before A, negative once the maturity window has closed,
-otherwise unknown); :func:`evaluate_gate` judges each task's maturity, label freshness and
-completeness and returns a :class:`GateDecision`; the ``funnelguard gate`` command
-(:mod:`monitors.maturity.cli`) stores it and exits 1 when training must not run.
+Deep funnel outcomes arrive days after the impression. :func:`resolve_labels` applies the as-of
+rule (positive if loaded before A, negative once the maturity window has closed, otherwise
+unknown); :func:`evaluate_gate` judges each stage's maturity, label freshness and completeness
+and returns a :class:`GateDecision`; :func:`monitors.maturity.commands.run_gate` is the typed
+command the ``funnelguard gate`` CLI and the DAG tasks call. Stages, windows, tables and
+columns all come from the project's contracts (:class:`LabelColumns`).
 """
 
 from monitors.maturity.asof import (
+    LabelColumns,
     as_of_instant,
     matured_through,
     maturity_windows,
     normalise_label_frame,
     read_label_frame,
     resolve_labels,
+    select_tasks,
 )
 from monitors.maturity.completeness import CompletenessResult, check_completeness
 from monitors.maturity.freshness import FreshnessResult, check_freshness, landing_due_at
@@ -23,11 +26,13 @@ from monitors.maturity.gate import (
     GatePolicy,
     TaskGate,
     evaluate_gate,
+    window_days_of,
 )
 
 __all__ = [
     "DEFAULT_WINDOW_DAYS",
     "GateDecision",
+    "LabelColumns",
     "GatePolicy",
     "TaskGate",
     "CompletenessResult",
@@ -42,4 +47,6 @@ __all__ = [
     "normalise_label_frame",
     "read_label_frame",
     "resolve_labels",
+    "select_tasks",
+    "window_days_of",
 ]

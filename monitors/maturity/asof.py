@@ -1,21 +1,26 @@
 """The labels' as-of rule, in one place for the gate and the training-set builder.
 
-As of time A (``--as-of A`` = A 00:00 UTC) a task's outcome for an impression is *positive* if
-its event was loaded before A (``{task}_loaded_at < A``), *negative* if not and the maturity
-window has closed (``event_ts + window <= A``), and *unknown* otherwise. For training, only
-outcomes whose window has closed are used (:func:`resolve_labels`). Impressions at or after
-A do not exist yet. Timestamps may come naive (read as UTC) or tz-aware in any zone; both are
-normalised to UTC before any comparison, so an impression at 23:30 UTC belongs to its UTC day.
+As of time A (``--as-of A`` = A 00:00 UTC) a stage's outcome for an impression is *positive* if
+its event was loaded before A (loaded-at ``< A``), *negative* if not and the maturity window
+has closed (event time ``+ window <= A``), and *unknown* otherwise. For training, only outcomes
+whose window has closed are used (:func:`resolve_labels`). Impressions at or after A do not
+exist yet. Timestamps may come naive (read as UTC) or tz-aware in any zone; both are normalised
+to UTC before any comparison, so an impression at 23:30 UTC belongs to its UTC day.
+
+Every column name comes from the project (:class:`LabelColumns`): the impressions contract's
+key, partition and event time (the column ``maturityWindows.*.countsFrom`` names) and the labels
+contract's loaded-at and event-time column of each stage.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from funnelguard.warehouse import TASKS, as_of_timestamp, require_columns
+from funnelguard.warehouse import as_of_timestamp, require_columns
 from monitors.maturity.errors import LabelFrameError, MaturityConfigError
 
 if TYPE_CHECKING:
@@ -23,15 +28,134 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from contracts.spec import Contract
+    from funnelguard.project import Project
 
 __all__ = [
+    "LabelColumns",
     "as_of_instant",
     "maturity_windows",
     "matured_through",
     "read_label_frame",
     "normalise_label_frame",
     "resolve_labels",
+    "select_tasks",
+    "table_of",
 ]
+
+# The indicator column of the join (never a column of the frame that comes back).
+_NO_LABEL_ROW = "fg_no_label_row"
+
+
+@dataclass(frozen=True)
+class LabelColumns:
+    """Where a labels frame keeps what the as-of rule reads: the project's own column names.
+
+    Attributes:
+        key: the impression key (the impressions contract's primary key).
+        event_time: the impression time the maturity windows count from (``countsFrom``).
+        day: the column holding each impression's cohort, the UTC day of ``event_time``
+            (named after the impressions contract's partition column).
+        loaded_at: stage -> when its outcome reached the warehouse, in funnel order.
+        occurred_at: stage -> when its outcome happened (optional per stage).
+    """
+
+    key: str
+    event_time: str
+    day: str
+    loaded_at: Mapping[str, str]
+    occurred_at: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.loaded_at)
+
+    def loaded(self, task: str) -> str:
+        """The loaded-at column of ``task``.
+
+        Raises:
+            MaturityConfigError: the labels have no loaded-at column for ``task``.
+        """
+        try:
+            return self.loaded_at[task]
+        except KeyError:
+            raise MaturityConfigError(
+                f"expected a loaded-at column (role timestamp, task {task!r}) in the labels "
+                f"contract, found loaded-at columns for {list(self.loaded_at)}") from None
+
+    def timestamps(self) -> tuple[str, ...]:
+        """Every timestamp column of the frame: event time, loaded-at and occurred-at."""
+        return (self.event_time, *self.loaded_at.values(), *self.occurred_at.values())
+
+    @classmethod
+    def of(cls, project: Project, tasks: Sequence[str] | None = None) -> LabelColumns:
+        """The columns of ``project`` for ``tasks`` (default: every stage, in funnel order).
+
+        Raises:
+            MaturityConfigError: a stage without a loaded-at column, an event time that is not
+                a timestamp of the impressions contract, or two roles sharing one column name.
+        """
+        tasks = select_tasks(project, tasks)
+        labels, impressions = project.labels, project.impressions
+        event_time = project.event_time
+        if event_time not in impressions.timestamp_columns():
+            raise MaturityConfigError(
+                f"labels contract {labels.path}: maturity windows count from {event_time!r}, "
+                f"expected a timestamp property of the impressions contract {impressions.name} "
+                f"({impressions.path}): {list(impressions.timestamp_columns())}")
+        loaded = labels.loaded_at_columns
+        missing = [t for t in tasks if t not in loaded]
+        if missing:
+            raise MaturityConfigError(
+                f"labels contract {labels.path}: expected a loaded-at column (role timestamp with "
+                f"a task) for stage(s) {missing}; found them for {list(loaded)}")
+        occurred = labels.label_columns
+        columns = cls(key=impressions.key_column, event_time=event_time,
+                      day=impressions.partition_column,
+                      loaded_at={t: loaded[t] for t in tasks},
+                      occurred_at={t: occurred[t] for t in tasks if t in occurred})
+        names = [columns.key, columns.event_time, columns.day, *columns.loaded_at.values(),
+                 *columns.occurred_at.values()]
+        shared = sorted({n for n in names if names.count(n) > 1})
+        if shared:
+            raise MaturityConfigError(
+                f"labels contract {labels.path} and impressions contract {impressions.path}: "
+                f"expected distinct key, partition, event-time and label columns, found "
+                f"{shared} in two roles")
+        return columns
+
+
+def select_tasks(project: Project, tasks: Sequence[str] | None = None) -> tuple[str, ...]:
+    """``tasks`` in funnel order (None or empty: every stage of the project, as ``model.tasks``).
+
+    Raises:
+        MaturityConfigError: a stage the labels contract lacks.
+    """
+    stages = project.tasks
+    if not tasks:
+        return stages
+    if isinstance(tasks, str):
+        tasks = (tasks,)
+    unknown = [t for t in tasks if t not in stages]
+    if unknown:
+        raise MaturityConfigError(
+            f"tasks: expected one or more stages of the labels contract {project.labels.path} "
+            f"{list(stages)}, found {list(tasks)}")
+    return tuple(t for t in stages if t in set(tasks))
+
+
+def table_of(contract: Contract) -> str:
+    """The contract's warehouse table (its ``offline`` one, else its only one).
+
+    Raises:
+        MaturityConfigError: several tables and none for ``offline``.
+    """
+    if "offline" in contract.tables:
+        return contract.tables["offline"]
+    if len(contract.tables) == 1:
+        return next(iter(contract.tables.values()))
+    raise MaturityConfigError(
+        f"contract {contract.name} ({contract.path}): expected an `offline` table or a single "
+        f"table in `environments`, found {dict(contract.tables)}")
 
 
 def as_of_instant(as_of: dt.date | dt.datetime | str) -> pd.Timestamp:
@@ -55,34 +179,42 @@ def as_of_instant(as_of: dt.date | dt.datetime | str) -> pd.Timestamp:
     raise LabelFrameError(f"as_of: expected a date or datetime, found {type(as_of).__name__}")
 
 
-def maturity_windows(contract: Contract | None, tasks: tuple[str, ...] = TASKS) -> dict[str, float]:
-    """Per task, the maturity window in days (the labels contract's, else the defaults).
+def maturity_windows(contract: Contract, tasks: Sequence[str] | None = None, *,
+                     event_time: str | None = None) -> dict[str, float]:
+    """Per stage, the labels contract's maturity window in days.
+
+    Args:
+        contract: the labels contract (``maturityWindows``).
+        tasks: the stages (default: all of the contract's, in funnel order).
+        event_time: the impressions column every window must count from (default: the first
+            stage's ``countsFrom``).
 
     Raises:
-        MaturityConfigError: a window is not a positive finite number of days, or counts from a
-            timestamp other than the impression's ``event_ts``.
+        MaturityConfigError: a stage without a window, a window that is not a positive finite
+            number of days, or one that counts from another timestamp than ``event_time``.
     """
-    from contracts.spec import DEFAULT_MATURITY_DAYS, MaturityWindow
-
+    tasks = contract.tasks if tasks is None else tuple(tasks)
+    where = f"labels contract {contract.path}"
+    if not tasks:
+        raise MaturityConfigError(f"{where}: expected `maturityWindows` naming the funnel stages, "
+                                  "found none")
     windows: dict[str, float] = {}
     for task in tasks:
-        if contract is not None:
-            window = contract.maturity_window(task)
-        elif task in DEFAULT_MATURITY_DAYS:
-            window = MaturityWindow(task, DEFAULT_MATURITY_DAYS[task])
-        else:
+        window = contract.maturity.get(task)
+        if window is None:
             raise MaturityConfigError(
-                f"expected a maturity window for task {task!r} (tasks {list(DEFAULT_MATURITY_DAYS)}), "
-                "found none and no labels contract")
-        where = f"labels contract {contract.path}" if contract is not None else "defaults"
+                f"{where}: expected a maturity window for stage {task!r}, found windows for "
+                f"{list(contract.maturity)}")
+        anchor = event_time or contract.maturity[tasks[0]].counts_from
         days = float(window.days)
         if not math.isfinite(days) or days <= 0:
             raise MaturityConfigError(
-                f"{where}: expected a positive maturity window for task {task!r}, found {window.days!r}")
-        if window.counts_from != "event_ts":
+                f"{where}: expected a positive maturity window for stage {task!r}, found {window.days!r}")
+        if window.counts_from != anchor:
             raise MaturityConfigError(
-                f"{where}: the maturity window of task {task!r} counts from {window.counts_from!r}; "
-                "expected 'event_ts' (the impression time), the only anchor the as-of rule supports")
+                f"{where}: the maturity window of stage {task!r} counts from "
+                f"{window.counts_from!r}; expected {anchor!r} (the impression time every stage "
+                "counts from, the only anchor the as-of rule supports)")
         windows[task] = days
     return windows
 
@@ -125,67 +257,83 @@ def _to_utc(series: pd.Series, column: str) -> pd.Series:
             f"{series.dropna().head(3).tolist()} ({exc})") from exc
 
 
-def normalise_label_frame(frame: pd.DataFrame, tasks: tuple[str, ...] = TASKS) -> pd.DataFrame:
-    """A copy with UTC timestamps and a ``ds`` date per row (the UTC day of ``event_ts``).
+def normalise_label_frame(frame: pd.DataFrame, columns: LabelColumns) -> pd.DataFrame:
+    """A copy with UTC timestamps and a cohort day per row (the UTC day of the event time).
 
     Args:
-        frame: one row per impression with ``impression_id``, ``event_ts`` and, per task,
-            ``{task}_loaded_at`` (``{task}_ts`` optional); ``ds`` is derived when absent.
+        frame: one row per impression with ``columns.key``, ``columns.event_time`` and each
+            stage's loaded-at column (occurred-at columns optional); the day column
+            (``columns.day``) is derived, replacing any given.
+        columns: the project's column names (:meth:`LabelColumns.of`).
 
     Raises:
         LabelFrameError: a required column is missing or holds non-timestamps.
     """
-    needed = ["impression_id", "event_ts", *[f"{t}_loaded_at" for t in tasks]]
+    needed = [columns.key, columns.event_time, *columns.loaded_at.values()]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise LabelFrameError(
-            f"labels frame: expected columns {missing} (one row per impression: impression_id, "
-            f"event_ts and {{task}}_loaded_at per task); found {list(frame.columns)}")
+            f"labels frame: expected columns {missing} (one row per impression: "
+            f"{columns.key}, {columns.event_time} and the loaded-at column of each stage "
+            f"{list(columns.loaded_at.values())}); found {list(frame.columns)}")
     out = frame.copy()
-    stamped = ["event_ts", *[f"{t}_{s}" for t in tasks for s in ("ts", "loaded_at")]]
-    for col in stamped:
+    for col in columns.timestamps():
         if col in out.columns:
             out[col] = _to_utc(out[col], col)
-    if out["event_ts"].isna().any():
+    event = out[columns.event_time]
+    if event.isna().any():
         raise LabelFrameError(
-            f"labels frame: expected event_ts on every impression, found "
-            f"{int(out['event_ts'].isna().sum())} rows without one")
-    out["ds"] = out["event_ts"].dt.date
+            f"labels frame: expected {columns.event_time} on every impression, found "
+            f"{int(event.isna().sum())} rows without one")
+    out[columns.day] = event.dt.date
     return out
 
 
-def read_label_frame(engine: Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Impressions with ``start <= ds <= end`` left-joined to their labels row, in one query.
+def read_label_frame(project: Project, engine: Engine, start: dt.date, end: dt.date, *,
+                     tasks: Sequence[str] | None = None) -> pd.DataFrame:
+    """Impressions with partition in ``[start, end]`` left-joined to their labels, in one query.
 
-    An impression without a labels row has no observed event for any task (its
-    ``{task}_loaded_at`` are null); the count is kept in ``frame.attrs['missing_label_rows']``,
-    and repeated impression ids (one row is kept) in ``frame.attrs['duplicate_label_rows']``.
-    Timestamps are fetched raw and parsed vectorised (SQLite returns text).
+    The impressions table, key, partition and event time come from the impressions contract;
+    the labels table, its key and each stage's loaded-at and event-time columns from the labels
+    contract. The frame's columns are :meth:`LabelColumns.of` ``(project, tasks)``. An
+    impression without a labels row has no observed event for any stage (its loaded-at are
+    null); the count is kept in ``frame.attrs['missing_label_rows']``, and repeated impression
+    keys (one row is kept) in ``frame.attrs['duplicate_label_rows']``. Timestamps are fetched
+    raw and parsed vectorised (SQLite returns text).
+
+    Raises:
+        InputError: a table or column the contracts name is missing from the warehouse.
+        EnvironmentFailure: the query failed.
     """
     import pandas as pd
     import sqlalchemy as sa
 
     from funnelguard.errors import EnvironmentFailure
 
-    label_cols = [f"{t}_{s}" for t in TASKS for s in ("ts", "loaded_at")]
-    require_columns(engine, "impressions", ["impression_id", "ds", "event_ts"])
-    require_columns(engine, "labels", ["impression_id", "ds", *label_cols])
-    stmt = sa.text(
-        "SELECT i.impression_id, i.event_ts, "
-        + ", ".join(f"l.{c}" for c in label_cols)
-        + ", CASE WHEN l.impression_id IS NULL THEN 1 ELSE 0 END AS no_label_row"
-        " FROM impressions i LEFT JOIN labels l ON l.impression_id = i.impression_id"
-        " WHERE i.ds >= :start AND i.ds <= :end"
-    ).bindparams(sa.bindparam("start", type_=sa.Date), sa.bindparam("end", type_=sa.Date))
+    columns = LabelColumns.of(project, tasks)
+    imp_table, lab_table = table_of(project.impressions), table_of(project.labels)
+    part, lab_key = project.impressions.partition_column, project.labels.key_column
+    label_cols = [*columns.occurred_at.values(), *columns.loaded_at.values()]
+    require_columns(engine, imp_table, [columns.key, part, columns.event_time])
+    require_columns(engine, lab_table, [lab_key, *label_cols])
+    imp = sa.table(imp_table, *(sa.column(c) for c in (columns.key, part, columns.event_time)))
+    lab = sa.table(lab_table, *(sa.column(c) for c in (lab_key, *label_cols)))
+    i, lb = imp.alias("i"), lab.alias("l")
+    stmt = (
+        sa.select(i.c[columns.key], i.c[columns.event_time], *(lb.c[c] for c in label_cols),
+                  sa.case((lb.c[lab_key].is_(None), 1), else_=0).label(_NO_LABEL_ROW))
+        .select_from(i.outerjoin(lb, lb.c[lab_key] == i.c[columns.key]))
+        .where(i.c[part] >= sa.literal(start, sa.Date), i.c[part] <= sa.literal(end, sa.Date))
+    )
     try:
         with engine.connect() as conn:
-            frame = pd.read_sql(stmt, conn, params={"start": start, "end": end})
+            frame = pd.read_sql(stmt, conn)
     except sa.exc.OperationalError as exc:
-        raise EnvironmentFailure(f"reading impressions and labels failed: {exc.orig}") from exc
-    duplicates = int(frame["impression_id"].duplicated().sum())
-    frame = frame.drop_duplicates("impression_id", keep="first")
-    missing = int(frame.pop("no_label_row").sum())
-    frame = normalise_label_frame(frame)
+        raise EnvironmentFailure(f"reading {imp_table} and {lab_table} failed: {exc.orig}") from exc
+    duplicates = int(frame[columns.key].duplicated().sum())
+    frame = frame.drop_duplicates(columns.key, keep="first")
+    missing = int(frame.pop(_NO_LABEL_ROW).sum())
+    frame = normalise_label_frame(frame, columns)
     frame.attrs["missing_label_rows"] = missing
     frame.attrs["duplicate_label_rows"] = duplicates
     return frame.reset_index(drop=True)
@@ -196,35 +344,38 @@ def resolve_labels(
     as_of: dt.date | dt.datetime,
     windows: Mapping[str, float],
     *,
+    columns: LabelColumns,
     naive: bool = False,
 ) -> pd.DataFrame:
     """Apply the as-of rule: ``label_{task}`` (float 0/1) and ``mask_{task}`` (usable as of A).
 
     ``label_{task}`` is 1.0 when the event loaded before A. ``mask_{task}`` is True only where
-    the task's maturity window has closed (``event_ts + window <= A``): there the label is
+    the stage's maturity window has closed (event time ``+ window <= A``): there the label is
     final, positive or negative. An immature impression is masked *even when its event has
     already loaded*: keeping the early positives of immature cohorts while masking their
-    negatives would inflate the task's rate (2x for conversion in docs/labels.md). Impressions
-    at or after A are dropped (they do not exist yet).
+    negatives would inflate the stage's rate (2x for a slow stage in docs/labels.md).
+    Impressions at or after A are dropped (they do not exist yet).
 
     Args:
         frame: a normalised labels frame (:func:`normalise_label_frame`).
         as_of: the as-of date (A 00:00 UTC) or instant.
-        windows: per task, the maturity window in days.
+        windows: per stage, the maturity window in days.
+        columns: the frame's column names.
         naive: the *wrong* rule, for demonstrations only: every unknown outcome is counted as a
             negative and every mask is True.
 
     Returns:
-        The rows before A with ``label_{task}`` and ``mask_{task}`` added per task.
+        The rows before A with ``label_{task}`` and ``mask_{task}`` added per stage.
     """
     import numpy as np
 
     instant = as_of_instant(as_of)
-    out = frame.loc[frame["event_ts"] < instant].copy()
+    event = columns.event_time
+    out = frame.loc[frame[event] < instant].copy()
     for task, days in windows.items():
-        loaded = out[f"{task}_loaded_at"]
+        loaded = out[columns.loaded(task)]
         positive = (loaded.notna() & (loaded < instant)).to_numpy()
-        matured = (out["event_ts"] + dt.timedelta(days=days) <= instant).to_numpy()
+        matured = (out[event] + dt.timedelta(days=days) <= instant).to_numpy()
         out[f"label_{task}"] = positive.astype(np.float64)
         out[f"mask_{task}"] = np.ones(len(out), dtype=bool) if naive else matured
     return out

@@ -1,8 +1,9 @@
 """``funnelguard gate``: may training run on the window ending at the as-of date?
 
-Prints and stores one finding per check and task (``label_maturity``, ``label_freshness``,
-``label_completeness``, ``gate``); exit 1 means training must not run. Nothing heavy is
-imported at module level (the ``funnelguard --help`` path).
+Prints and stores one finding per check and stage (``label_maturity``, ``label_freshness``,
+``label_completeness``, ``gate``); exit 1 means training must not run. A thin adapter over
+:func:`monitors.maturity.commands.run_gate`. Nothing heavy is imported at module level (the
+``funnelguard --help`` path).
 """
 
 from __future__ import annotations
@@ -19,30 +20,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "gate", help="label-maturity gate: exit 1 means training must not run",
         description=__doc__.splitlines()[0])
-    add_common_flags(parser, date="--as-of", contract="labels.yaml")
-    parser.add_argument("--window-days", type=int, default=28, metavar="N",
-                        help="training window: the N days before the as-of date (default 28)")
+    add_common_flags(parser, date="--as-of", contract="labels")
+    parser.add_argument("--window-days", type=int, default=None, metavar="N",
+                        help="training window: the N days before the as-of date (default: the "
+                             "project's defaults.window_days, else 28)")
     parser.set_defaults(handler=_gate)
 
 
-def _load_labels_contract(path: str | None):
-    from contracts import load_contract
-
-    return load_contract(path or "labels")
-
-
 def _gate(args: argparse.Namespace):
-    from funnelguard.errors import InputError
-    from funnelguard.warehouse import connect, parse_date
-    from monitors.maturity.gate import evaluate_gate
+    from funnelguard.cli import connect_warehouse, project_of
+    from funnelguard.warehouse import parse_date
+    from monitors.maturity.commands import run_gate
 
     as_of = parse_date(args.as_of, flag="--as-of")
-    if args.window_days < 1:
-        raise InputError(f"--window-days: expected a positive number of days, found {args.window_days}")
-    contract = _load_labels_contract(args.contract)
-    engine = connect(args.warehouse)
+    project = project_of(args, "labels")
+    engine = connect_warehouse(args, project)
     try:
-        decision = evaluate_gate(engine, contract, as_of, window_days=args.window_days)
+        return run_gate(project, engine, as_of, window_days=args.window_days)
     finally:
         engine.dispose()
-    return decision.to_run_result()

@@ -37,6 +37,8 @@ from monitors.maturity.asof import as_of_instant, matured_through
 if TYPE_CHECKING:
     import pandas as pd
 
+    from monitors.maturity.asof import LabelColumns
+
 __all__ = ["CompletenessResult", "check_completeness"]
 
 
@@ -57,7 +59,7 @@ class CompletenessResult:
     """One task's label completeness as of A: the worst test and its verdict.
 
     Attributes:
-        task: the model task.
+        task: the funnel stage.
         passed: no test showed missing labels (also True when nothing could be assessed).
         assessed: at least one test had a norm to compare against.
         tests: how many tests ran (the Bonferroni divisor).
@@ -126,6 +128,7 @@ def check_completeness(
     as_of: dt.date,
     window_days: float,
     *,
+    columns: LabelColumns,
     first_cohort: dt.date | None = None,
     norm_cohorts: int = 14,
     norm_days: int = 14,
@@ -138,9 +141,10 @@ def check_completeness(
 
     Args:
         frame: labels frame (normalised) of the impressions before A.
-        task: the model task.
+        task: the funnel stage.
         as_of: the as-of date (A 00:00 UTC).
-        window_days: the task's maturity window.
+        window_days: the stage's maturity window.
+        columns: the frame's column names (event time, cohort day, the stage's loaded-at).
         first_cohort: the earliest cohort or landing day to test (older ones serve as norms).
         norm_cohorts: matured cohorts in a cohort test's norm.
         norm_days: landing days in a landing test's norm.
@@ -151,15 +155,15 @@ def check_completeness(
     import numpy as np
 
     instant = as_of_instant(as_of)
-    frame = frame.loc[frame["event_ts"] < instant]
-    loaded = frame[f"{task}_loaded_at"]
+    frame = frame.loc[frame[columns.event_time] < instant]
+    loaded = frame[columns.loaded(task)]
     positive = (loaded.notna() & (loaded < instant)).to_numpy()
-    ds = frame["ds"].to_numpy()
-    cohorts = sorted(set(ds))
+    cohort_day = frame[columns.day].to_numpy()
+    cohorts = sorted(set(cohort_day))
     if not cohorts:
         return CompletenessResult(task, True, False, 0)
     first = cohorts[0]
-    cohort_of = np.array([(d - first).days for d in ds], dtype=np.int64)
+    cohort_of = np.array([(d - first).days for d in cohort_day], dtype=np.int64)
     span_days = (as_of - first).days  # cohorts and landing days 0 .. span_days - 1
     n = np.bincount(cohort_of, minlength=span_days).astype(np.float64)
     o = np.bincount(cohort_of[positive], minlength=span_days)

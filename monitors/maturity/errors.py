@@ -2,8 +2,8 @@
 
 ``LabelFrameError`` means a labels frame handed to the gate or the training-set builder lacks
 a column or holds values of the wrong kind; ``MaturityConfigError`` means the labels contract
-asks for something the as-of rule cannot honour (an unknown task, a non-positive window, an
-anchor timestamp other than ``event_ts``); ``TrainingSetError`` means the requested training set
+asks for something the as-of rule cannot honour (an unknown stage, a non-positive window, stages
+counting from different impression timestamps, a stage without a loaded-at column); ``TrainingSetError`` means the requested training set
 cannot be built as asked (no matured day for the holdout, a bad downsampling rate). All are
 input errors (exit 2): what was expected, what was found, where.
 """

@@ -24,6 +24,8 @@ from monitors.maturity.asof import as_of_instant
 if TYPE_CHECKING:
     import pandas as pd
 
+    from monitors.maturity.asof import LabelColumns
+
 __all__ = ["DEFAULT_LANDING_HOURS", "FreshnessResult", "landing_due_at", "check_freshness"]
 
 DEFAULT_LANDING_HOURS = 30.0
@@ -34,10 +36,10 @@ class FreshnessResult:
     """One task's label freshness as of A.
 
     Attributes:
-        task: the model task.
+        task: the funnel stage.
         passed: fresh, or stale by an amount chance explains.
         due_at: the deadline of the landing that must be present as of A.
-        latest_loaded_at: the newest ``{task}_loaded_at`` before A (None: no event at all).
+        latest_loaded_at: the stage's newest loaded-at before A (None: no event at all).
         missed_landings: whole days from the latest load to ``due_at`` (0 when fresh).
         events_per_landing: mean events per landing over the trailing landings.
         p_silent: chance of the observed silence if the pipeline had kept landing.
@@ -83,23 +85,25 @@ def check_freshness(
     task: str,
     as_of: dt.date | dt.datetime,
     *,
+    columns: LabelColumns,
     landing_hours: float = DEFAULT_LANDING_HOURS,
     rate_landings: int = 7,
     alpha: float = 1e-3,
 ) -> FreshnessResult:
-    """Judge one task's label freshness on a normalised labels frame.
+    """Judge one stage's label freshness on a normalised labels frame.
 
     Args:
         frame: labels frame (:func:`monitors.maturity.asof.normalise_label_frame`).
-        task: the model task.
+        task: the funnel stage.
         as_of: the as-of date (A 00:00 UTC).
+        columns: the frame's column names (the stage's loaded-at column is read).
         landing_hours: the contract's latency; landings are due at ``landing_hours mod 24`` UTC.
         rate_landings: how many trailing landing days estimate the events per landing.
         alpha: the smallest tolerated chance of the observed silence.
     """
     instant = as_of_instant(as_of)
     due = landing_due_at(as_of, landing_hours)
-    loaded = frame[f"{task}_loaded_at"]
+    loaded = frame[columns.loaded(task)]
     loaded = loaded[loaded.notna() & (loaded < instant)]
     if loaded.empty:
         return FreshnessResult(task, False, due, None, 0, None, None, alpha)

@@ -1,12 +1,13 @@
 """The label-maturity gate: may training run on the window ending at the as-of date?
 
-Per task, three checks on the impressions of the training window ``[A - window_days, A - 1]``:
-``label_maturity`` (the share whose maturity window has closed), ``label_freshness`` (the
-daily landing arrived, :mod:`monitors.maturity.freshness`) and ``label_completeness`` (matured
-and maturing cohorts hold the positives their trailing norm predicts,
-:mod:`monitors.maturity.completeness`). A task passes when all three pass; the gate passes
-when every task does. The decision also names the largest window whose labels are final and
-complete for every task, so the nightly job can narrow the window instead of skipping a night.
+Per funnel stage (the labels contract's ``maturityWindows``, in funnel order), three checks on
+the impressions of the training window ``[A - window_days, A - 1]``: ``label_maturity`` (the
+share whose maturity window has closed), ``label_freshness`` (the daily landing arrived,
+:mod:`monitors.maturity.freshness`) and ``label_completeness`` (matured and maturing cohorts
+hold the positives their trailing norm predicts, :mod:`monitors.maturity.completeness`). A stage
+passes when all three pass; the gate passes when every stage does. The decision also names the
+largest window whose labels are final and complete for every stage, so the nightly job can
+narrow the window instead of skipping a night. Tables, columns and stages come from the project.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from funnelguard.findings import Finding, Metric, RunResult
-from funnelguard.warehouse import TASKS
 from monitors.maturity.asof import (
+    LabelColumns,
     as_of_instant,
     matured_through,
     maturity_windows,
     normalise_label_frame,
     read_label_frame,
+    select_tasks,
 )
 from monitors.maturity.completeness import CompletenessResult, check_completeness
 from monitors.maturity.freshness import DEFAULT_LANDING_HOURS, FreshnessResult, check_freshness
@@ -32,12 +34,27 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Engine
 
-    from contracts.spec import Contract
+    from funnelguard.project import Project
 
-__all__ = ["DEFAULT_WINDOW_DAYS", "GatePolicy", "TaskGate", "GateDecision", "evaluate_gate"]
+__all__ = ["DEFAULT_WINDOW_DAYS", "GatePolicy", "TaskGate", "GateDecision", "evaluate_gate",
+           "window_days_of"]
 
 DEFAULT_WINDOW_DAYS = 28
-DATASET = "labels"
+
+
+def window_days_of(project: Project, window_days: int | None = None) -> int:
+    """``window_days``, else the project's ``defaults.window_days``, else 28.
+
+    Raises:
+        InputError: not a positive whole number of days.
+    """
+    from funnelguard.errors import InputError
+
+    days = project.defaults.get("window_days", DEFAULT_WINDOW_DAYS) if window_days is None \
+        else window_days
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise InputError(f"--window-days: expected a positive number of days, found {days!r}")
+    return days
 
 
 @dataclass(frozen=True)
@@ -68,9 +85,9 @@ class TaskGate:
     """One task's verdict with its numbers.
 
     Attributes:
-        task: the model task.
+        task: the funnel stage.
         passed: maturity, freshness and completeness all passed.
-        maturity_days: the task's maturity window.
+        maturity_days: the stage's maturity window.
         impressions, matured: impressions in the window, and those whose window has closed.
         matured_through: the latest cohort day whose labels are final and complete (None: none).
         freshness, completeness: the detailed results.
@@ -99,11 +116,12 @@ class GateDecision:
     Attributes:
         as_of: the as-of date (knowledge at A 00:00 UTC).
         window: first and last day of the training window.
-        tasks: per task, the verdict.
+        tasks: per stage (funnel order), the verdict.
         findings: every check's finding, passing ones included.
         matured_window: the largest sub-window (same start) whose labels are final and complete
-            for every task; None when no day qualifies.
+            for every stage; None when no day qualifies.
         metrics: numbers worth keeping over time.
+        dataset: the labels contract's name (the findings' and the run's dataset).
     """
 
     as_of: dt.date
@@ -112,6 +130,7 @@ class GateDecision:
     findings: tuple[Finding, ...]
     matured_window: tuple[dt.date, dt.date] | None
     metrics: tuple[Metric, ...] = field(default=())
+    dataset: str | None = field(default=None, kw_only=True)
 
     @property
     def passed(self) -> bool:
@@ -128,29 +147,31 @@ class GateDecision:
         raise KeyError(f"the gate has no task {name!r}; it has {[t.task for t in self.tasks]}")
 
     def to_run_result(self) -> RunResult:
-        """The ``gate`` command's result: partition = as-of date, dataset ``labels``."""
+        """The ``gate`` command's result: partition = as-of date, dataset = the labels contract."""
         return RunResult(command="gate", partition=self.as_of.isoformat(), findings=self.findings,
-                         dataset=DATASET, metrics=self.metrics)
+                         dataset=self.dataset, metrics=self.metrics)
 
 
-def _window_frame(source: pd.DataFrame | Engine, start: dt.date, end: dt.date) -> pd.DataFrame:
+def _window_frame(project: Project, source: pd.DataFrame | Engine, columns: LabelColumns,
+                  start: dt.date, end: dt.date) -> pd.DataFrame:
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
-        frame = normalise_label_frame(source)
-        return frame.loc[(frame["ds"] >= start) & (frame["ds"] <= end)]
-    return read_label_frame(source, start, end)
+        frame = normalise_label_frame(source, columns)
+        return frame.loc[(frame[columns.day] >= start) & (frame[columns.day] <= end)]
+    return read_label_frame(project, source, start, end, tasks=columns.tasks)
 
 
-def _task_gate(frame: pd.DataFrame, task: str, days: float, as_of: dt.date,
-               window: tuple[dt.date, dt.date], policy: GatePolicy,
+def _task_gate(frame: pd.DataFrame, columns: LabelColumns, task: str, days: float,
+               as_of: dt.date, window: tuple[dt.date, dt.date], policy: GatePolicy,
                landing_hours: float) -> TaskGate:
     instant = as_of_instant(as_of)
     impressions = len(frame)
-    matured = int((frame["event_ts"] + dt.timedelta(days=days) <= instant).sum())
-    fresh = check_freshness(frame, task, as_of, landing_hours=landing_hours,
+    matured = int((frame[columns.event_time] + dt.timedelta(days=days) <= instant).sum())
+    fresh = check_freshness(frame, task, as_of, columns=columns, landing_hours=landing_hours,
                             alpha=policy.freshness_alpha)
-    complete = check_completeness(frame, task, as_of, days, first_cohort=window[0],
+    complete = check_completeness(frame, task, as_of, days, columns=columns,
+                                  first_cohort=window[0],
                                   norm_cohorts=policy.norm_cohorts,
                                   alpha=policy.completeness_alpha, max_ratio=policy.max_ratio)
     reasons = []
@@ -177,77 +198,84 @@ def _task_gate(frame: pd.DataFrame, task: str, days: float, as_of: dt.date,
                     tuple(reasons))
 
 
-def _findings(t: TaskGate, window: tuple[dt.date, dt.date], policy: GatePolicy) -> list[Finding]:
+def _findings(t: TaskGate, window: tuple[dt.date, dt.date], policy: GatePolicy,
+              dataset: str) -> list[Finding]:
     span = f"{window[0]}..{window[1]}"
     fr, co = t.freshness, t.completeness
     through = f"cohorts through {t.matured_through}" if t.matured_through else "no final cohort"
     return [
         Finding("label_maturity", t.matured_share >= policy.min_matured_share, "error",
                 task=t.task, value=round(t.matured_share, 6), threshold=policy.min_matured_share,
-                count=t.matured, dataset=DATASET,
+                count=t.matured, dataset=dataset,
                 message=(f"{t.task}: {t.matured_share:.1%} of {t.impressions} impressions in "
                          f"{span} have a closed {t.maturity_days:g}-day window; {through}")),
         Finding("label_freshness", fr.passed, "error", task=t.task,
                 value=None if fr.p_silent is None else round(fr.p_silent, 6),
-                threshold=fr.alpha, count=fr.missed_landings, dataset=DATASET,
+                threshold=fr.alpha, count=fr.missed_landings, dataset=dataset,
                 examples=None if fr.latest_loaded_at is None else (fr.latest_loaded_at.isoformat(),),
                 message=fr.message),
         Finding("label_completeness", co.passed if co.assessed else False,
                 "error" if co.assessed else "warning", task=t.task,
                 value=None if co.ratio is None else round(co.ratio, 4), threshold=co.max_ratio,
-                count=co.observed, dataset=DATASET,
+                count=co.observed, dataset=dataset,
                 examples=None if co.span is None else (co.kind, *(d.isoformat() for d in co.span)),
                 message=co.message),
         Finding("gate", t.passed, "error", task=t.task, value="pass" if t.passed else "fail",
-                dataset=DATASET,
+                dataset=dataset,
                 message=(f"{t.task}: training may use labels of {span}" if t.passed
                          else f"{t.task}: training must not run: " + "; ".join(t.reasons))),
     ]
 
 
 def evaluate_gate(
+    project: Project,
     source: pd.DataFrame | Engine,
-    contract: Contract | None,
     as_of: dt.date,
     *,
-    window_days: int = DEFAULT_WINDOW_DAYS,
+    window_days: int | None = None,
     policy: GatePolicy | None = None,
-    tasks: Sequence[str] = TASKS,
+    tasks: Sequence[str] | None = None,
 ) -> GateDecision:
     """Decide whether training may run on the window ending the day before ``as_of``.
 
     Args:
-        source: a warehouse engine, or a labels frame (one row per impression:
-            ``impression_id``, ``event_ts``, ``{task}_loaded_at``; see
+        project: the project (its labels contract's stages, maturity windows and
+            ``freshness_hours``; its impressions and labels tables and columns).
+        source: a warehouse engine, or a labels frame in the project's column names (one row
+            per impression: key, event time and each stage's loaded-at; see
             :func:`monitors.maturity.asof.normalise_label_frame`).
-        contract: the labels contract (maturity windows, ``freshness_hours``); None uses the
-            default windows (click 1, application 3, conversion 14, approval 14 days).
         as_of: knowledge at this date's 00:00 UTC.
-        window_days: the training window's length in days.
+        window_days: the training window's length in days (None: the project's
+            ``defaults.window_days``, else 28).
         policy: the gate's limits.
-        tasks: the tasks to judge.
+        tasks: the stages to judge (default: every stage, in funnel order).
 
     Raises:
-        LabelFrameError: the frame lacks a column; MaturityConfigError: bad windows.
+        LabelFrameError: the frame lacks a column; MaturityConfigError: bad windows or stages;
+        InputError: a missing table or column in the warehouse, a bad window length.
     """
     policy = policy or GatePolicy()
-    windows = maturity_windows(contract, tuple(tasks))
+    window_days = window_days_of(project, window_days)
+    tasks = select_tasks(project, tasks)
+    labels = project.labels
+    columns = LabelColumns.of(project, tasks)
+    windows = maturity_windows(labels, tasks, event_time=columns.event_time)
     landing_hours = policy.landing_hours
     if landing_hours is None:
-        landing_hours = (contract.freshness_hours if contract is not None
-                         and contract.freshness_hours else DEFAULT_LANDING_HOURS)
+        landing_hours = labels.freshness_hours or DEFAULT_LANDING_HOURS
     window = (as_of - dt.timedelta(days=window_days), as_of - dt.timedelta(days=1))
-    frame = _window_frame(source, *window)
-    verdicts = tuple(_task_gate(frame, t, windows[t], as_of, window, policy, landing_hours)
-                     for t in tasks)
+    frame = _window_frame(project, source, columns, *window)
+    verdicts = tuple(_task_gate(frame, columns, t, windows[t], as_of, window, policy,
+                                landing_hours) for t in tasks)
     ends = [t.matured_through for t in verdicts]
     matured_window = None if None in ends else (window[0], min(ends))
-    findings = [f for t in verdicts for f in _findings(t, window, policy)]
+    dataset = labels.name
+    findings = [f for t in verdicts for f in _findings(t, window, policy, dataset)]
     passed = all(t.passed for t in verdicts)
     narrowed = (f"labels final and complete for every task on {matured_window[0]}..{matured_window[1]}"
                 if matured_window else "no day of the window has final labels for every task")
     findings.append(Finding(
-        "gate", passed, "error", value="pass" if passed else "fail", dataset=DATASET,
+        "gate", passed, "error", value="pass" if passed else "fail", dataset=dataset,
         examples=None if matured_window is None else tuple(d.isoformat() for d in matured_window),
         message=(f"training may run on {window[0]}..{window[1]}; " if passed else
                  f"training must not run ({', '.join(t.task for t in verdicts if not t.passed)} "
@@ -257,4 +285,5 @@ def evaluate_gate(
         Metric("missed_landings", float(t.freshness.missed_landings), task=t.task),
         Metric("completeness_ratio", t.completeness.ratio, task=t.task),
     )]
-    return GateDecision(as_of, window, verdicts, tuple(findings), matured_window, tuple(metrics))
+    return GateDecision(as_of, window, verdicts, tuple(findings), matured_window, tuple(metrics),
+                        dataset=dataset)

@@ -10,16 +10,18 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from funnelguard.project import PACKAGED_PROJECT, load_project
 from funnelguard.warehouse import FEATURES, TASKS, connect, metadata
 from model.trainset import (
     build_naive_training_set,
     build_training_set,
     correct_downsampled,
 )
-from monitors.maturity.errors import TrainingSetError
+from monitors.maturity.errors import MaturityConfigError, TrainingSetError
 
 A = dt.date(2026, 10, 25)
 UTC = dt.UTC
+PROJECT = load_project(PACKAGED_PROJECT)
 
 
 def _features(impression_id: str, ds: dt.date, **overrides) -> dict:
@@ -86,7 +88,7 @@ def hand_built(tmp_path):
 
 
 def test_masks_and_labels_follow_the_as_of_rule(hand_built):
-    ts = build_training_set(hand_built, A, window_days=20, holdout_days=1)
+    ts = build_training_set(PROJECT, hand_built, A, window_days=20, holdout_days=1)
     f = ts.frame.set_index("impression_id")
     assert "at-as-of" not in f.index
     assert f.loc["old-conv", ["label_click", "label_conversion", "label_approval"]].tolist() == [1, 1, 0]
@@ -99,11 +101,13 @@ def test_masks_and_labels_follow_the_as_of_rule(hand_built):
     assert not f.loc["last-day", "mask_click"]
     assert f["label_click"].dtype == np.float64 and f["mask_click"].dtype == bool
     assert list(ts.frame.columns[:3]) == ["impression_id", "ds", "event_ts"]
+    assert (ts.key, ts.partition, ts.event_time, ts.tasks) == ("impression_id", "ds", "event_ts",
+                                                              TASKS)
     assert ts.description["masked"]["conversion"] == {"train": 4, "holdout": 0}
 
 
 def test_holdout_is_the_latest_fully_matured_days(hand_built):
-    ts = build_training_set(hand_built, A, window_days=20, holdout_days=1)
+    ts = build_training_set(PROJECT, hand_built, A, window_days=20, holdout_days=1)
     assert ts.description["split"]["holdout_days"] == ["2026-10-08"]
     assert set(ts.holdout["impression_id"]) == {"old-neg", "old-conv"}
     assert ts.holdout[[f"mask_{task}" for task in TASKS]].to_numpy().all()
@@ -112,14 +116,14 @@ def test_holdout_is_the_latest_fully_matured_days(hand_built):
 
 
 def test_no_matured_day_for_the_holdout_is_refused(hand_built):
-    with pytest.raises(TrainingSetError, match=r"conversion needs 14 days, so days up to 2026-10-10.*holdout_days=0"):
-        build_training_set(hand_built, A, window_days=10)
-    ts = build_training_set(hand_built, A, window_days=10, holdout_days=0)
+    with pytest.raises(TrainingSetError, match=r"every stage has matured.*conversion needs 14 days, so days up to 2026-10-10.*holdout_days=0"):
+        build_training_set(PROJECT, hand_built, A, window_days=10)
+    ts = build_training_set(PROJECT, hand_built, A, window_days=10, holdout_days=0)
     assert (ts.frame["split"] == "train").all()
 
 
 def test_non_finite_features_pass_through_and_are_counted(hand_built):
-    ts = build_training_set(hand_built, A, window_days=20, holdout_days=1)
+    ts = build_training_set(PROJECT, hand_built, A, window_days=20, holdout_days=1)
     f = ts.frame.set_index("impression_id")
     assert f.loc["edge", "credit_utilization"] == math.inf
     assert f.loc["edge", "approval_odds"] == -math.inf
@@ -140,14 +144,14 @@ def test_same_training_set_on_postgresql(hand_built, pg_url):
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     url = f"{pg_url}?options=-csearch_path%3D{schema}"
     try:
-        src = build_training_set(hand_built, A, window_days=20, holdout_days=1)
+        src = build_training_set(PROJECT, hand_built, A, window_days=20, holdout_days=1)
         engine = connect(url)
         metadata.create_all(engine)
         with hand_built.connect() as read, engine.begin() as write:
             for name in ("impressions", "offline_features", "labels"):
                 rows = [dict(r._mapping) for r in read.execute(metadata.tables[name].select())]
                 write.execute(metadata.tables[name].insert(), rows)
-        pg = build_training_set(engine, A, window_days=20, holdout_days=1)
+        pg = build_training_set(PROJECT, engine, A, window_days=20, holdout_days=1)
         engine.dispose()
     finally:
         with admin.begin() as conn:
@@ -162,7 +166,7 @@ def test_same_training_set_on_postgresql(hand_built, pg_url):
 
 
 def test_naive_builder_turns_unknown_into_negatives(hand_built):
-    naive = build_naive_training_set(hand_built, A, window_days=20, holdout_days=1)
+    naive = build_naive_training_set(PROJECT, hand_built, A, window_days=20, holdout_days=1)
     f = naive.frame.set_index("impression_id")
     assert f.loc["late-load", "mask_conversion"] and f.loc["late-load", "label_conversion"] == 0.0
     assert naive.frame[[f"mask_{task}" for task in TASKS]].to_numpy().all()
@@ -187,9 +191,9 @@ def test_downsampling_correction_refuses_a_bad_rate():
 @pytest.fixture(scope="module")
 def clean_sets(clean_warehouse):
     engine = connect(clean_warehouse)
-    full = build_training_set(engine, A)
-    sampled = build_training_set(engine, A, negative_downsample=0.2, seed=3)
-    naive = build_naive_training_set(engine, A)
+    full = build_training_set(PROJECT, engine, A)
+    sampled = build_training_set(PROJECT, engine, A, negative_downsample=0.2, seed=3)
+    naive = build_naive_training_set(PROJECT, engine, A)
     engine.dispose()
     return full, sampled, naive
 
@@ -225,11 +229,11 @@ def test_downsampling_keeps_positives_and_corrects_exactly(clean_sets):
 
 def test_downsampling_is_reproducible_by_seed(clean_warehouse):
     engine = connect(clean_warehouse)
-    one = build_training_set(engine, A, negative_downsample=0.2, seed=3, window_days=4,
+    one = build_training_set(PROJECT, engine, A, negative_downsample=0.2, seed=3, window_days=4,
                              holdout_days=0)
-    two = build_training_set(engine, A, negative_downsample=0.2, seed=3, window_days=4,
+    two = build_training_set(PROJECT, engine, A, negative_downsample=0.2, seed=3, window_days=4,
                              holdout_days=0)
-    other = build_training_set(engine, A, negative_downsample=0.2, seed=4, window_days=4,
+    other = build_training_set(PROJECT, engine, A, negative_downsample=0.2, seed=4, window_days=4,
                                holdout_days=0)
     engine.dispose()
     assert one.frame["impression_id"].tolist() == two.frame["impression_id"].tolist()
@@ -244,3 +248,94 @@ def test_naive_labels_understate_recent_conversion(clean_sets):
     # the newest days look like a conversion collapse when unknown counts as negative
     assert naive.frame.loc[recent, "label_conversion"].mean() < 0.5 * full.holdout["label_conversion"].mean()
     assert naive.frame.loc[naive.frame["ds"] == dt.date(2026, 10, 24), "label_conversion"].sum() == 0
+
+
+# -- the second project (tests/byow): imp_key / event_date / shown_at, click -> signup -> funded --
+
+MARKET_WINDOWS = {"click": 1, "signup": 5, "funded": 10}
+
+
+@pytest.fixture(scope="module")
+def market_set(marketplace):
+    project = load_project(marketplace.project_path)
+    engine = connect(marketplace.warehouse_url)
+    ts = build_training_set(project, engine, marketplace.as_of)
+    engine.dispose()
+    return project, ts
+
+
+def test_marketplace_frame_uses_the_projects_columns(market_set):
+    project, ts = market_set
+    assert (ts.key, ts.partition, ts.event_time) == ("imp_key", "event_date", "shown_at")
+    assert ts.tasks == ("click", "signup", "funded")
+    assert ts.features == tuple(project.feature_names("offline"))
+    assert list(ts.frame.columns) == [
+        "imp_key", "event_date", "shown_at", *project.feature_names("offline"),
+        "label_click", "mask_click", "label_signup", "mask_signup", "label_funded",
+        "mask_funded", "split"]
+    assert "quoted_apr" in ts.features and "served_ts" not in ts.frame.columns
+    assert ts.description["columns"] == {"key": "imp_key", "partition": "event_date",
+                                         "event_time": "shown_at"}
+    assert ts.description["maturity_days"] == MARKET_WINDOWS
+
+
+def test_marketplace_masks_follow_each_stages_window(market_set, marketplace):
+    _, ts = market_set
+    a = marketplace.as_of
+    by_day = ts.frame.groupby("event_date")
+    for stage, days in MARKET_WINDOWS.items():
+        last = a - dt.timedelta(days=days + 1)  # the youngest `days` cohorts are immature
+        masks = by_day[f"mask_{stage}"]
+        assert masks.all().to_dict() == {d: d <= last for d in masks.all().index}
+        assert masks.any().to_dict() == {d: d <= last for d in masks.any().index}
+        expected = ((last - marketplace.start).days + 1) * 600
+        known = ts.description["known"][stage]
+        assert known["train"] + known["holdout"] == expected
+    assert ts.description["split"]["holdout_days"] == ["2026-09-09", "2026-09-10", "2026-09-11"]
+    assert ts.holdout[["mask_click", "mask_signup", "mask_funded"]].to_numpy().all()
+
+
+def test_marketplace_labels_are_the_landings_before_as_of(market_set, marketplace):
+    import pandas as pd
+
+    _, ts = market_set
+    engine = connect(marketplace.warehouse_url)
+    outcomes = pd.read_sql("SELECT imp_key, signup_landed, funded_landed FROM outcomes", engine)
+    engine.dispose()
+    truth = outcomes.set_index("imp_key").loc[ts.frame["imp_key"]]
+    for stage in ("signup", "funded"):
+        landed = pd.to_datetime(truth[f"{stage}_landed"], utc=True, format="ISO8601")
+        visible = (landed < pd.Timestamp(marketplace.as_of, tz="UTC")).to_numpy()
+        assert (ts.frame[f"label_{stage}"].to_numpy() == visible).all()
+        assert visible.sum() > 100 if stage == "signup" else visible.sum() > 20
+
+
+def test_marketplace_stage_subset(marketplace):
+    project = load_project(marketplace.project_path)
+    engine = connect(marketplace.warehouse_url)
+    try:
+        pair = build_training_set(project, engine, marketplace.as_of, tasks=["funded", "click"])
+        click = build_training_set(project, engine, marketplace.as_of, tasks=("click",))
+        with pytest.raises(MaturityConfigError, match=r"found \['conversion'\]"):
+            build_training_set(project, engine, marketplace.as_of, tasks=["conversion"])
+    finally:
+        engine.dispose()
+    assert pair.tasks == ("click", "funded")  # funnel order
+    assert [c for c in pair.frame.columns if c.startswith(("label_", "mask_"))] == [
+        "label_click", "mask_click", "label_funded", "mask_funded"]
+    # with click alone, the holdout is the latest days whose click window has closed
+    assert click.description["split"]["holdout_days"] == ["2026-09-18", "2026-09-19",
+                                                         "2026-09-20"]
+
+
+@pytest.mark.postgres
+def test_marketplace_same_training_set_on_postgresql(market_set, marketplace_pg):
+    project, lite = market_set
+    engine = connect(marketplace_pg.warehouse_url)
+    pg = build_training_set(project, engine, marketplace_pg.as_of)
+    engine.dispose()
+    left = lite.frame.sort_values("imp_key").reset_index(drop=True)
+    right = pg.frame.sort_values("imp_key").reset_index(drop=True)
+    assert list(left.columns) == list(right.columns)
+    assert left.equals(right)
+    assert pg.description["known"] == lite.description["known"]

@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 from contracts.spec import Contract, MaturityWindow, Owner
+from funnelguard.project import PACKAGED_PROJECT, load_project
 from funnelguard.warehouse import TASKS
 from monitors.maturity import (
+    LabelColumns,
     as_of_instant,
     matured_through,
     maturity_windows,
@@ -20,6 +22,8 @@ from monitors.maturity.errors import LabelFrameError, MaturityConfigError
 
 A = dt.date(2026, 10, 25)
 WINDOWS = {"click": 1.0, "application": 3.0, "conversion": 14.0, "approval": 14.0}
+PROJECT = load_project(PACKAGED_PROJECT)
+COLUMNS = LabelColumns.of(PROJECT)
 
 
 def frame_of(rows: list[dict]) -> pd.DataFrame:
@@ -28,11 +32,12 @@ def frame_of(rows: list[dict]) -> pd.DataFrame:
     for task in TASKS:
         if f"{task}_loaded_at" not in out:
             out[f"{task}_loaded_at"] = None
-    return normalise_label_frame(out)
+    return normalise_label_frame(out, COLUMNS)
 
 
 def resolved(rows: list[dict], as_of=A, **kw) -> pd.DataFrame:
-    return resolve_labels(frame_of(rows), as_of, WINDOWS, **kw).set_index("impression_id")
+    return resolve_labels(frame_of(rows), as_of, WINDOWS, columns=COLUMNS,
+                          **kw).set_index("impression_id")
 
 
 def test_window_closing_exactly_at_as_of_is_mature():
@@ -113,7 +118,8 @@ def test_loaded_at_time_zone_decides_visibility():
          "conversion_loaded_at": pd.Timestamp("2026-10-25 01:30")},
     ]
     out = resolve_labels(normalise_label_frame(pd.DataFrame(rows).assign(
-        **{f"{t}_loaded_at": None for t in TASKS if t != "conversion"})), A, WINDOWS)
+        **{f"{t}_loaded_at": None for t in TASKS if t != "conversion"}), COLUMNS), A, WINDOWS,
+        columns=COLUMNS)
     out = out.set_index("impression_id")
     # 01:30 CEST is 2026-10-24 23:30 UTC: loaded before A
     assert out.loc["aware", "label_conversion"] == 1.0
@@ -147,7 +153,7 @@ def test_missing_columns_are_named():
     with pytest.raises(LabelFrameError, match=r"expected columns \['approval_loaded_at'\]"):
         normalise_label_frame(pd.DataFrame({
             "impression_id": ["a"], "event_ts": ["2026-10-01T00:00:00Z"],
-            **{f"{t}_loaded_at": [None] for t in TASKS if t != "approval"}}))
+            **{f"{t}_loaded_at": [None] for t in TASKS if t != "approval"}}), COLUMNS)
 
 
 def test_unparseable_timestamps_are_named():
@@ -160,13 +166,26 @@ def _contract(**maturity: MaturityWindow) -> Contract:
                     tables={"offline": "labels"}, fields=(), maturity=maturity)
 
 
-def test_contract_windows_override_defaults():
+def test_windows_come_from_the_contract_in_funnel_order():
+    assert maturity_windows(PROJECT.labels) == WINDOWS
+    assert list(maturity_windows(PROJECT.labels)) == list(TASKS)
     windows = maturity_windows(_contract(conversion=MaturityWindow("conversion", 21.0)))
-    assert windows == {"click": 1.0, "application": 3.0, "conversion": 21.0, "approval": 14.0}
+    assert windows == {"conversion": 21.0}
+
+
+def test_a_stage_without_a_window_is_refused_not_defaulted():
+    with pytest.raises(MaturityConfigError,
+                       match=r"custom/labels.yaml: expected a maturity window for stage 'click', "
+                             r"found windows for \['conversion'\]"):
+        maturity_windows(_contract(conversion=MaturityWindow("conversion", 21.0)), ("click",))
 
 
 def test_bad_contract_windows_are_refused_with_the_file():
     with pytest.raises(MaturityConfigError, match=r"custom/labels.yaml.*'approval'.*found 0"):
         maturity_windows(_contract(approval=MaturityWindow("approval", 0)))
     with pytest.raises(MaturityConfigError, match=r"counts from 'click_ts'; expected 'event_ts'"):
-        maturity_windows(_contract(conversion=MaturityWindow("conversion", 14, "click_ts")))
+        maturity_windows(_contract(conversion=MaturityWindow("conversion", 14, "click_ts")),
+                         event_time="event_ts")
+    # stages counting from different timestamps: the first stage's anchor is the expectation
+    with pytest.raises(MaturityConfigError, match=r"stage 'b' counts from 'x'; expected 'y'"):
+        maturity_windows(_contract(a=MaturityWindow("a", 1, "y"), b=MaturityWindow("b", 2, "x")))

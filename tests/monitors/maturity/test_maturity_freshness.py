@@ -7,11 +7,18 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from funnelguard.project import PACKAGED_PROJECT, load_project
 from funnelguard.warehouse import TASKS
-from monitors.maturity import check_freshness, landing_due_at, normalise_label_frame
+from monitors.maturity import LabelColumns, landing_due_at, normalise_label_frame
+from monitors.maturity import check_freshness as _check_freshness
 
 A = dt.date(2026, 10, 25)
 UTC = dt.UTC
+COLUMNS = LabelColumns.of(load_project(PACKAGED_PROJECT))
+
+
+def check_freshness(frame, task, as_of, **kw):
+    return _check_freshness(frame, task, as_of, columns=COLUMNS, **kw)
 
 
 def landings(task: str, per_landing: int, first: str, last: str, hour: int = 6) -> pd.DataFrame:
@@ -24,7 +31,7 @@ def landings(task: str, per_landing: int, first: str, last: str, hour: int = 6) 
         **{f"{t}_loaded_at": [None] * len(loaded) for t in TASKS},
     })
     frame[f"{task}_loaded_at"] = loaded
-    return normalise_label_frame(frame)
+    return normalise_label_frame(frame, COLUMNS)
 
 
 @pytest.mark.parametrize(("hours", "due"), [

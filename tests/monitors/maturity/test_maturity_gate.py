@@ -8,19 +8,21 @@ import json
 
 import pytest
 
-from contracts import load_contract
+from funnelguard.project import PACKAGED_PROJECT, load_project
 from funnelguard.warehouse import TASKS, connect
 from monitors.maturity import GateDecision, evaluate_gate
+from monitors.maturity.commands import run_gate
 
 A = dt.date(2026, 10, 25)
 LAG = "label_lag:days=4"
 DROP = "label_drop:task=conversion,share=0.8,since=2026-10-10"
+PROJECT = load_project(PACKAGED_PROJECT)
 
 
 def gate(url: str) -> GateDecision:
     engine = connect(url)
     try:
-        return evaluate_gate(engine, load_contract("labels"), A)
+        return evaluate_gate(PROJECT, engine, A)
     finally:
         engine.dispose()
 
@@ -42,6 +44,23 @@ def test_clean_warehouse_passes(warehouse, seed):
         assert decision.task(task).freshness.missed_landings == 0
         assert decision.task(task).completeness.assessed
     assert decision.task("conversion").matured_share == pytest.approx(10 / 24, abs=0.03)
+    assert tuple(t.task for t in decision.tasks) == TASKS
+    assert decision.to_run_result().dataset == "labels"
+
+
+def test_run_gate_is_the_decision_as_a_run(clean_warehouse):
+    engine = connect(clean_warehouse)
+    try:
+        result = run_gate(PROJECT, engine, A)
+        narrowed = run_gate(PROJECT, engine, "2026-10-25", window_days=12)
+    finally:
+        engine.dispose()
+    assert result.command == "gate" and result.partition == "2026-10-25"
+    assert result.status == "pass" and result.dataset == "labels"
+    assert [f.task for f in result.findings if f.check == "label_maturity"] == list(TASKS)
+    assert narrowed.status == "fail"
+    assert {f.task for f in narrowed.failures if f.check == "label_maturity"} == {
+        "conversion", "approval"}
 
 
 def test_label_lag_fails_every_task_on_freshness(warehouse):
@@ -75,7 +94,7 @@ def test_label_drop_fails_only_its_task_on_completeness(warehouse):
 
 def test_too_short_a_window_fails_maturity(clean_warehouse):
     engine = connect(clean_warehouse)
-    decision = evaluate_gate(engine, None, A, window_days=12)
+    decision = evaluate_gate(PROJECT, engine, A, window_days=12)
     engine.dispose()
     assert failed(decision) >= {("label_maturity", "conversion"), ("label_maturity", "approval")}
     assert decision.task("conversion").matured == 0
