@@ -62,7 +62,9 @@ def _train(engine, out: Path, naive: bool, changes: dict | None = None):
     if changes:
         config = config.replace(**changes)
     builder = build_naive_training_set if naive else build_training_set
-    ts = builder(engine, AS_OF, seed=config.run.seed)
+    from funnelguard.project import load_project
+
+    ts = builder(load_project(), engine, AS_OF, seed=config.run.seed)
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)  # a stale model dir would resume its checkpoint

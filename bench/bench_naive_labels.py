@@ -44,16 +44,17 @@ def _fit_predict(train, holdout, task: str, features: list[str], *, masked: bool
 def calibration_table(engine, as_of: dt.date) -> tuple[list[dict], dict]:
     """Per task: observed holdout rate and predicted/observed for each training set."""
     from funnelguard.warehouse import TASKS, feature_names, read_range
+    from funnelguard.project import load_project
     from model.trainset import build_naive_training_set, build_training_set, correct_downsampled
 
     timings = {}
     start = time.perf_counter()
-    masked = build_training_set(engine, as_of)
+    masked = build_training_set(load_project(), engine, as_of)
     timings["masked"] = time.perf_counter() - start
     start = time.perf_counter()
-    naive = build_naive_training_set(engine, as_of)
+    naive = build_naive_training_set(load_project(), engine, as_of)
     timings["naive"] = time.perf_counter() - start
-    sampled = build_training_set(engine, as_of, negative_downsample=DOWNSAMPLE, seed=0)
+    sampled = build_training_set(load_project(), engine, as_of, negative_downsample=DOWNSAMPLE, seed=0)
     features = feature_names(("int", "float"))
     holdout = masked.holdout
     days = [dt.date.fromisoformat(d) for d in masked.description["split"]["holdout_days"]]
