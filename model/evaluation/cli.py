@@ -1,14 +1,16 @@
 """``funnelguard evaluate``, ``funnelguard replay`` and ``funnelguard explain``.
 
-- ``evaluate --model DIR --warehouse URL --as-of D [--champion DIR]``: per-task metrics with
-  bootstrap intervals on the matured holdout, overall and by segment, the oracle beside the
-  model, findings against floors and the champion; writes the model's permutation feature
-  importance into its directory (``--no-importance`` to skip).
-- ``replay --warehouse URL --date D [--model DIR|served]``: serving-score replay of one partition.
-- ``explain IMPRESSION_ID --model DIR|served --warehouse URL``: one prediction, reconstructed.
+- ``evaluate --model DIR --as-of D [--champion DIR]``: per-stage metrics with bootstrap
+  intervals on the matured holdout, overall and by segment, the oracle beside the model where
+  the project has one, findings against floors and the champion; writes the model's
+  permutation feature importance into its directory (``--no-importance`` to skip).
+- ``replay --date D [--model DIR|served]``: serving-score replay of one partition.
+- ``explain KEY --model DIR|served``: one prediction, reconstructed.
 
-Handlers return a result the edge writes (``--json``) and stores (``--store``); nothing heavy is
-imported at module level (the ``funnelguard --help`` path).
+Every command takes ``--project`` (the contracts name tables, columns, stages and segments) and
+``--warehouse`` (default: the project's). Handlers are thin adapters over
+:mod:`model.evaluation.commands`; they return a result the edge writes (``--json``) and stores
+(``--store``); nothing heavy is imported at module level (the ``funnelguard --help`` path).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ def _model_flag(parser: argparse.ArgumentParser, *, required: bool, default: str
                 ) -> None:
     parser.add_argument(
         "--model", required=required, default=default, metavar="DIR",
-        help="model directory (funnelguard train --out), or 'served' for the model that served "
-             "the traffic (the stand-in production model)"
+        help="model directory (funnelguard train --out), or 'served' for the model whose "
+             "scores the features contract logs"
              + (f"; default {default}" if default else ""))
 
 
@@ -38,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``evaluate``, ``replay`` and ``explain``."""
     ev = subparsers.add_parser(
         "evaluate", help="per-task metrics with bootstrap CIs on the matured holdout",
-        description=__doc__.splitlines()[2].strip("- "))
+        description="Per-stage metrics with bootstrap intervals on the matured holdout, overall "
+                    "and by segment, against floors and an optional champion.")
     _model_flag(ev, required=True)
     add_common_flags(ev, date="--as-of")
     ev.add_argument("--champion", default=None, metavar="DIR",
@@ -66,117 +69,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ex = subparsers.add_parser(
         "explain", help="one prediction reconstructed: served vs offline features and scores",
         description="Show one impression's served and offline features, the logged score, the "
-                    "model's score on each, and each differing feature's contribution.")
-    ex.add_argument("impression_id", metavar="IMPRESSION_ID")
+                    "model's score on each, and each differing feature's contribution "
+                    "(personal data redacted).")
+    ex.add_argument("key", metavar="KEY",
+                    help="the impression's key (the features contract's primary key)")
     _model_flag(ex, required=True)
     add_common_flags(ex, date=None, store=False)
     ex.set_defaults(handler=_explain, command_name="explain")
 
 
-def _model_name(resolved) -> str:
-    version = getattr(resolved.scorer, "version", None)
-    return str(version) if version and version != "unknown" else resolved.name
-
-
 def _evaluate(args: argparse.Namespace):
-    from funnelguard.errors import InputError
-    from funnelguard.findings import RunResult
-    from funnelguard.warehouse import connect, parse_date
-    from model.evaluation.bootstrap import PairedBootstrap
-    from model.evaluation.evaluate import evaluate_model
-    from model.evaluation.importance import permutation_importance, write_feature_importance
-    from model.evaluation.scorers import resolve_scorer
-    from model.evaluation.thresholds import load_thresholds
+    from funnelguard.cli import connect_warehouse, project_of
+    from model.evaluation.commands import run_evaluate
 
-    as_of = parse_date(args.as_of, flag="--as-of")
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap: expected a count >= 0, found {args.bootstrap}")
-    thresholds, _ = load_thresholds(args.thresholds)
-    scorer = resolve_scorer(args.model)
-    champion = resolve_scorer(args.champion, flag="--champion") if args.champion else None
-    engine = connect(args.warehouse)
+    project = project_of(args)
+    engine = connect_warehouse(args, project)
     try:
-        evaluation, holdout = evaluate_model(
-            engine, scorer, as_of, champion=champion, thresholds=thresholds,
-            bootstrap=PairedBootstrap(args.bootstrap, args.seed), segments=not args.no_segments)
+        return run_evaluate(project, engine, args.as_of, model=args.model,
+                            champion=args.champion, thresholds=args.thresholds,
+                            bootstrap=args.bootstrap, seed=args.seed,
+                            segments=not args.no_segments, importance=not args.no_importance)
     finally:
         engine.dispose()
-    artifacts = {"model": scorer.name}
-    if champion is not None:
-        artifacts["champion"] = champion.name
-    if scorer.model_dir is not None and not args.no_importance:
-        importance = permutation_importance(scorer, holdout.frame, as_of=as_of.isoformat())
-        artifacts["feature_importance"] = str(write_feature_importance(scorer.model_dir,
-                                                                       importance))
-    return RunResult(
-        command="evaluate", partition=as_of.isoformat(), findings=evaluation.findings,
-        dataset=_model_name(scorer), environment="offline", metrics=evaluation.metrics(),
-        artifacts=artifacts,
-        details={"evaluation": {"holdout_days": [d.isoformat() for d in holdout.days],
-                "rows": len(holdout.frame), "oracle": holdout.oracle is not None,
-                "bootstrap": {"replicates": args.bootstrap, "seed": args.seed},
-                "slices": evaluation.to_json()}})
 
 
 def _replay(args: argparse.Namespace):
-    import dataclasses
+    from funnelguard.cli import connect_warehouse, project_of
+    from model.evaluation.commands import run_replay
 
-    from funnelguard.errors import InputError
-    from funnelguard.findings import Metric, RunResult
-    from funnelguard.warehouse import connect, parse_date
-    from model.evaluation.replay import load_replay_frames, replay_scores
-    from model.evaluation.scorers import resolve_scorer
-    from model.evaluation.thresholds import load_thresholds
-    from model.evaluation.verdicts import replay_findings
-
-    ds = parse_date(args.date)
-    _, thresholds = load_thresholds(args.thresholds)
-    if args.k is not None:
-        if args.k < 0:
-            raise InputError(f"--k: expected a number of positions >= 0, found {args.k}")
-        thresholds = dataclasses.replace(thresholds, rank_k=args.k)
-    engine = connect(args.warehouse)
+    project = project_of(args)
+    engine = connect_warehouse(args, project)
     try:
-        frames = load_replay_frames(engine, ds)
+        return run_replay(project, engine, args.date, model=args.model, k=args.k,
+                          thresholds=args.thresholds)
     finally:
         engine.dispose()
-    scorer = resolve_scorer(args.model, model_version=frames.model_version)
-    replay = replay_scores(scorer, frames, rank_k=thresholds.rank_k,
-                           logged_tolerance=thresholds.logged_tolerance)
-    metrics = []
-    for r in replay.tasks:
-        for name in ("logged_mad", "logged_max", "skew_mad", "skew_relative", "rank_moved_share"):
-            env = "online" if name.startswith("logged") else "online_vs_offline"
-            metrics.append(Metric(f"score_{name}", getattr(r, name), task=r.task, environment=env))
-        for feature, _, share, _ in r.contributions:
-            metrics.append(Metric("score_skew_share", share, feature=feature, task=r.task,
-                                  environment="online_vs_offline"))
-    return RunResult(
-        command="replay", partition=ds.isoformat(), findings=replay_findings(replay, thresholds),
-        dataset=_model_name(scorer), environment="online_vs_offline", metrics=tuple(metrics),
-        artifacts={"model": scorer.name},
-        details={"replay": {**replay.to_json(), "unmatched": frames.unmatched}})
 
 
 def _explain(args: argparse.Namespace):
-    from funnelguard.findings import RunResult
-    from funnelguard.warehouse import connect
-    from model.evaluation.explain import explain_rows, load_impression
-    from model.evaluation.scorers import resolve_scorer
+    from funnelguard.cli import connect_warehouse, project_of
+    from model.evaluation.commands import run_explain
 
-    engine = connect(args.warehouse)
+    project = project_of(args)
+    engine = connect_warehouse(args, project)
     try:
-        served, offline, duplicates = load_impression(engine, args.impression_id)
+        return run_explain(project, engine, args.key, model=args.model, quiet=args.quiet)
     finally:
         engine.dispose()
-    scorer = resolve_scorer(args.model, model_version=str(served["model_version"].iloc[0]))
-    explanation = explain_rows(scorer, served, offline, impression_id=args.impression_id,
-                               ds=served["ds"].iloc[0], duplicates=duplicates)
-    if not args.quiet:
-        print(explanation.table())
-        print()
-    ds = explanation.ds.isoformat() if explanation.ds else None
-    return RunResult(
-        command="explain", partition=ds, findings=explanation.findings(serves=scorer.serves),
-        dataset=_model_name(scorer), artifacts={"model": scorer.name},
-        details={"explanation": explanation.to_json()})

@@ -1,6 +1,6 @@
 """Errors of the evaluation package, each with its exit code (via :mod:`funnelguard.errors`).
 
-Bad input — a model directory that is not one, an impression that is not in the warehouse, a
+Bad input — a model directory that is not one, an impression key that is not in the warehouse, a
 thresholds file with an unknown key, a holdout with no rows — is an :class:`EvaluationInputError`
 (exit 2), and its message says what was expected, what was found and where. A metric that cannot
 be computed (no positives, constant scores) is not an error: it is ``None`` with a finding.
@@ -28,7 +28,7 @@ class ModelNotFound(EvaluationInputError):
 
 
 class ImpressionNotFound(EvaluationInputError):
-    """``explain IMPRESSION_ID``: the id is in neither ``serving_log`` nor ``offline_features``."""
+    """``explain KEY``: the key is missing from the features contract's online or offline table."""
 
 
 class ThresholdsError(EvaluationInputError):

@@ -6,22 +6,21 @@ an :class:`Evaluation` — the slices with bootstrap intervals, and the findings
 label is known (``mask_{task}``) count for a task. The model, the oracle and the champion are
 scored on the same bootstrap replicates, so the champion comparison has a paired interval.
 
-Segments: ``device_type=…``, ``item_type=…`` and ``user=new|returning`` (a user is *new* on an
-impression's day when the warehouse holds no impression of theirs on an earlier day; see
-docs/evaluation.md).
+Segments: ``column=value`` for each of the project's segment columns (the features contract's
+``segments``, else the impressions contract's), and ``user=new|returning`` where the impressions
+contract names a person (see :mod:`model.evaluation.holdout` and docs/evaluation.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from funnelguard.findings import Finding, Metric
-from funnelguard.warehouse import TASKS
 from model.evaluation.bootstrap import Estimate, PairedBootstrap
 from model.evaluation.holdout import EvaluationHoldout, load_holdout, training_overlap
 from model.evaluation.metrics import METRICS
@@ -32,11 +31,10 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Engine
 
-__all__ = ["SEGMENT_COLUMNS", "SliceEvaluation", "Evaluation", "evaluate_predictions",
+    from funnelguard.project import Project
+
+__all__ = ["SliceEvaluation", "Evaluation", "evaluate_predictions",
            "evaluate_model"]
-
-SEGMENT_COLUMNS: tuple[str, ...] = ("device_type", "item_type", "user")
-
 
 @dataclass(frozen=True)
 class SliceEvaluation:
@@ -44,11 +42,11 @@ class SliceEvaluation:
 
     Attributes:
         task: the model task.
-        segment: ``None`` for the whole holdout, else e.g. ``device_type=ios``.
+        segment: ``None`` for the whole holdout, else ``column=value`` (``channel=app``).
         rows, positives: labelled rows and positives in the slice.
         model: metric -> estimate for the evaluated model.
-        oracle: metric -> estimate for the simulator's true probabilities (``None`` without
-            an ``oracle`` table).
+        oracle: metric -> estimate for the true probabilities (``None`` without an oracle
+            table).
         champion: metric -> estimate for the champion (``None`` without ``--champion``).
         delta: metric -> paired estimate of model minus champion.
         oracle_gap: metric -> paired estimate of oracle minus model.
@@ -115,9 +113,9 @@ def _slice(task: str, segment: str | None, y: np.ndarray, w: np.ndarray,
         constant_scores=bool(len(p) == 0 or np.all(p == p[0])))
 
 
-def _segments(frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+def _segments(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[str, np.ndarray]]:
     out = []
-    for column in SEGMENT_COLUMNS:
+    for column in columns:
         if column not in frame.columns:
             continue
         values = frame[column].astype(str).to_numpy()
@@ -134,26 +132,32 @@ def evaluate_predictions(
     champion: Mapping[str, np.ndarray] | None = None,
     thresholds: EvaluationThresholds | None = None,
     bootstrap: PairedBootstrap | None = None,
-    tasks: tuple[str, ...] = TASKS,
-    segments: bool = True,
+    tasks: Sequence[str] | None = None,
+    segments: Sequence[str] | bool = (),
 ) -> Evaluation:
     """Metrics with bootstrap intervals per task, overall and per segment, and findings.
 
     Args:
         frame: holdout rows with ``label_{task}``, ``mask_{task}``, optionally
             ``weight_{task}`` (e.g. ``1 / rate`` for downsampled negatives) and the segment
-            columns of :data:`SEGMENT_COLUMNS`.
+            columns.
         predictions: task -> the model's probabilities, one per row of ``frame``.
-        oracle: task -> true probabilities (the simulator's ``oracle`` table), same rows.
+        oracle: task -> true probabilities (the project's oracle table), same rows.
         champion: task -> the champion model's probabilities, same rows.
         thresholds: floors and tolerances (defaults when ``None``).
         bootstrap: replicate count and seed (defaults when ``None``).
-        tasks: the tasks to evaluate.
-        segments: also evaluate each segment.
+        tasks: the stages to evaluate, in funnel order (default: those of ``predictions``).
+        segments: columns of ``frame`` to slice by (each value a slice); empty or False:
+            overall only.
     """
-    thresholds = thresholds or EvaluationThresholds()
+    if isinstance(segments, bool):
+        if segments:
+            raise TypeError("segments: expected the segment columns to slice by, found True")
+        segments = ()
+    tasks = tuple(tasks or predictions)
+    thresholds = (thresholds or EvaluationThresholds()).for_tasks(tasks)
     bootstrap = bootstrap or PairedBootstrap()
-    seg_masks = _segments(frame) if segments else []
+    seg_masks = _segments(frame, segments)
     slices: list[SliceEvaluation] = []
     extra: list[Finding] = []
     for task in tasks:
@@ -187,6 +191,7 @@ def evaluate_predictions(
 
 
 def evaluate_model(
+    project: Project,
     engine: Engine,
     scorer: ResolvedScorer,
     as_of: dt.date,
@@ -198,16 +203,24 @@ def evaluate_model(
 ) -> tuple[Evaluation, EvaluationHoldout]:
     """Score the matured holdout as of ``as_of`` with the model (and champion) and evaluate.
 
-    Adds an ``eval_holdout_leak`` finding (error) when a holdout day is one the model trained
-    on, which would make every number optimistic.
+    The stages evaluated are the project's the model scores (and the champion, when given),
+    in funnel order. Adds an ``eval_holdout_leak`` finding (error) when a holdout day is one the
+    model trained on, which would make every number optimistic.
+
+    Raises:
+        EvaluationInputError: the model and the champion have no stage in common.
     """
-    holdout = load_holdout(engine, as_of)
+    holdout = load_holdout(project, engine, as_of)
     frame = holdout.frame
-    predictions = scorer.predict(frame)
-    champion_scores = champion.predict(frame) if champion is not None else None
-    result = evaluate_predictions(frame, predictions, oracle=holdout.oracle,
+    tasks = _common_tasks(holdout.tasks, scorer, champion)
+    predictions = scorer.predict(frame, tasks)
+    champion_scores = champion.predict(frame, tasks) if champion is not None else None
+    oracle = ({t: holdout.oracle[t] for t in tasks}
+              if holdout.oracle is not None else None)
+    result = evaluate_predictions(frame, predictions, oracle=oracle,
                                   champion=champion_scores, thresholds=thresholds,
-                                  bootstrap=bootstrap, segments=segments)
+                                  bootstrap=bootstrap, tasks=tasks,
+                                  segments=holdout.segments if segments else ())
     leaked = training_overlap(scorer.model_dir, holdout.days)
     days = ", ".join(d.isoformat() for d in holdout.days)
     leak = Finding(
@@ -217,3 +230,18 @@ def evaluate_model(
                  f"{len(leaked)} holdout day(s) ({', '.join(d.isoformat() for d in leaked)}) are "
                  f"inside the model's training window: the evaluation would be optimistic"))
     return Evaluation(result.slices, (leak, *result.findings)), holdout
+
+
+def _common_tasks(stages: Sequence[str], scorer: ResolvedScorer,
+                  champion: ResolvedScorer | None) -> tuple[str, ...]:
+    from model.evaluation.errors import EvaluationInputError
+
+    tasks = tuple(t for t in stages if not scorer.tasks or t in scorer.tasks)
+    if champion is not None:
+        tasks = tuple(t for t in tasks if not champion.tasks or t in champion.tasks)
+    if not tasks:
+        raise EvaluationInputError(
+            f"evaluate: model {scorer.name} scores {list(scorer.tasks)}"
+            + (f", champion {champion.name} scores {list(champion.tasks)}" if champion else "")
+            + f"; the holdout is labelled for {list(stages)}: no stage in common")
+    return tasks

@@ -7,10 +7,10 @@ log loss) on the rows whose label is known. Written into the model directory's s
 how much the model relies on it::
 
     {"method": "permutation", "metric": "auc_drop", "as_of": "2026-10-25", "rows": 9000,
-     "seed": 0, "tasks": {"approval": {"baseline": {"auc": 0.86, "log_loss": 0.012},
-                                       "features": {"approval_odds": {"auc_drop": 0.21,
-                                                                      "log_loss_rise": 0.004}},
-                                       "ranking": ["approval_odds", ...]}}}
+     "seed": 0, "tasks": {"funded": {"baseline": {"auc": 0.86, "log_loss": 0.012},
+                                     "features": {"quoted_apr": {"auc_drop": 0.21,
+                                                                 "log_loss_rise": 0.004}},
+                                     "ranking": ["quoted_apr", ...]}}}
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from funnelguard.warehouse import TASKS, feature_names
 from model.evaluation.metrics import metric_values
 from model.evaluation.scorers import ResolvedScorer
 
@@ -63,20 +62,20 @@ def _known(frame: pd.DataFrame, task: str, scores: np.ndarray) -> tuple[np.ndarr
 
 
 def permutation_importance(
-    scorer: ResolvedScorer, frame: pd.DataFrame, *, tasks: tuple[str, ...] = TASKS,
-    features: list[str] | None = None, seed: int = 0, as_of: str | None = None,
+    scorer: ResolvedScorer, frame: pd.DataFrame, *, tasks: tuple[str, ...],
+    features: list[str], seed: int = 0, as_of: str | None = None,
 ) -> FeatureImportance:
     """Shuffle each feature once and measure what the model loses, per task.
 
     Args:
         scorer: the model.
         frame: holdout rows with the feature columns, ``label_{task}`` and ``mask_{task}``.
-        tasks: tasks to measure.
-        features: columns to shuffle (all warehouse features by default).
+        tasks: the stages to measure.
+        features: the columns to shuffle (the project's features, in contract order).
         seed: seed of the permutations (one per feature, drawn in feature order).
         as_of: recorded in the result.
     """
-    features = features or feature_names()
+    features = list(features)
     rng = np.random.default_rng(seed)
     base_scores = scorer.predict(frame, tasks)
     base = {}

@@ -1,15 +1,17 @@
 """Serving-score replay: same data through the same model must give the same score.
 
-For one partition, the logged serving features (``serving_log``) and the offline features of the
-same impressions (``offline_features``) are scored by one model — the one that served them
-(``served``, the stand-in production model) or a candidate directory — and compared:
+For one partition, the logged serving features (the features contract's online table) and the
+offline features of the same impressions (its offline table) are scored by one model — the one
+that served them (``served``, where it can be re-run) or a candidate directory — and compared:
 
 - *replayed vs logged*: the serving model on its own logged features must reproduce the logged
-  ``score_*`` (a difference means the serving path and the training path compute different
-  models: a preprocessing, version or numerics mismatch);
+  score columns (role ``score``; a difference means the serving path and the training path
+  compute different models: a preprocessing, version or numerics mismatch);
 - *online vs offline*: scores from served features against scores from offline features — per
   task the score distributions, the mean absolute difference, and the share of impressions whose
-  rank within their request moves by more than ``k`` positions;
+  rank within their request moves by more than ``k`` positions (the request is the impressions
+  contract's first ``id`` property that is not a model feature; without one, rank moves are not
+  measured);
 - *which features*: each feature that differs is swapped from offline into online on its own,
   and the drop in the mean absolute difference is that feature's contribution.
 
@@ -21,21 +23,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from funnelguard.warehouse import FEATURES, TASKS, feature_names, read_partition
 from model.evaluation.errors import EvaluationInputError
-from model.evaluation.scorers import ResolvedScorer
+from model.evaluation.scorers import ResolvedScorer, version_column
 
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Engine
 
+    from funnelguard.project import Project
+
 __all__ = ["ReplayFrames", "TaskReplay", "ScoreReplay", "load_replay_frames", "replay_scores",
-           "differing", "swap_contributions", "QUANTILES"]
+           "differing", "swap_contributions", "request_column", "QUANTILES"]
 
 QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)
 
@@ -45,60 +48,104 @@ class ReplayFrames:
     """One partition's impressions as served and as computed offline, row-aligned.
 
     Attributes:
-        served: ``serving_log`` rows (feature columns, ``score_*``, ``model_version``).
-        offline: ``offline_features`` rows of the same impressions, same order.
-        request_id: the impression's request (from ``impressions``), same order.
+        served: online rows (key, feature columns, logged score columns, model version).
+        offline: offline rows of the same impressions, same order.
+        request_id: the impression's request, same order (None: no request column, rank
+            moves are not measured).
         ds: the partition.
         unmatched: served impressions without an offline row (left out).
+        key: the key column of both frames.
+        features: the feature columns compared (the model's inputs).
+        score_columns: task -> logged score column of ``served``.
+        version: the model-version column of ``served``, or None.
     """
 
     served: pd.DataFrame
     offline: pd.DataFrame
-    request_id: np.ndarray
+    request_id: np.ndarray | None
     ds: dt.date | None = None
     unmatched: int = 0
+    key: str | None = None
+    features: tuple[str, ...] = ()
+    score_columns: Mapping[str, str] = field(default_factory=dict)
+    version: str | None = None
 
     @property
     def model_version(self) -> str | None:
-        if "model_version" not in self.served.columns or self.served.empty:
+        if self.version is None or self.version not in self.served.columns or self.served.empty:
             return None
-        return str(self.served["model_version"].mode().iloc[0])
+        return str(self.served[self.version].mode().iloc[0])
+
+    def logged(self, tasks: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+        """Task -> logged score, or None unless every one of ``tasks`` was logged."""
+        if not all(self.score_columns.get(t) in self.served.columns for t in tasks):
+            return None
+        return {t: self.served[self.score_columns[t]].to_numpy(dtype=np.float64) for t in tasks}
 
     @property
-    def logged(self) -> dict[str, np.ndarray] | None:
-        if not all(f"score_{t}" in self.served.columns for t in TASKS):
-            return None
-        return {t: self.served[f"score_{t}"].to_numpy(dtype=np.float64) for t in TASKS}
+    def ids(self) -> np.ndarray:
+        if self.key and self.key in self.served.columns:
+            return self.served[self.key].to_numpy()
+        return self.served.index.to_numpy()
 
 
-def load_replay_frames(engine: Engine, ds: dt.date) -> ReplayFrames:
-    """Partition ``ds`` of ``serving_log`` joined to ``offline_features`` and ``impressions``.
+def request_column(project: Project) -> str | None:
+    """The impressions contract's request: its first ``id`` property that is not a feature."""
+    features = {f.name for f in project.features.fields}
+    for f in project.impressions.fields:
+        if f.role == "id" and f.name not in features and not f.primary_key:
+            return f.name
+    return None
 
-    Duplicate impression ids (the ``duplicate_keys`` fault) keep their first row.
+
+def load_replay_frames(project: Project, engine: Engine, ds: dt.date) -> ReplayFrames:
+    """Partition ``ds`` of the online table joined to the offline table and the impressions.
+
+    A duplicated key (the ``duplicate_keys`` fault) keeps its first row. A model feature the
+    online environment does not declare is taken from the offline row (it cannot differ).
 
     Raises:
         EvaluationInputError: the partition has no served rows, or none with offline features.
     """
-    features = feature_names()
-    served = read_partition(engine, "serving_log", ds).drop_duplicates("impression_id")
-    offline = read_partition(engine, "offline_features", ds, ["impression_id", *features])
-    offline = offline.drop_duplicates("impression_id").set_index("impression_id")
-    requests = read_partition(engine, "impressions", ds, ["impression_id", "request_id"])
-    requests = requests.drop_duplicates("impression_id").set_index("impression_id")
+    contract = project.features
+    key = contract.key_column
+    features = tuple(project.feature_names("offline"))
+    online_names = set(project.feature_names("online"))
+    scores = {t: c for t, c in project.score_columns.items() if t in project.tasks}
+    version = version_column(project)
+    wanted = [key, *[f for f in features if f in online_names], *scores.values(),
+              *([version] if version else [])]
+    online_table, offline_table = contract.table("online"), contract.table("offline")
+    served = project.read(engine, "features", "online", ds, columns=wanted)
+    served = served.drop_duplicates(key)
+    offline = project.read(engine, "features", "offline", ds, columns=[key, *features])
+    offline = offline.drop_duplicates(key).set_index(key)
     where = engine.url.render_as_string(hide_password=True)
+    part = contract.partition_column
     if served.empty:
-        raise EvaluationInputError(f"replay: expected serving_log rows with ds = {ds} in {where}, "
-                                   f"found none")
-    matched = served["impression_id"].isin(offline.index)
+        raise EvaluationInputError(f"replay: expected {online_table} rows with {part} = {ds} in "
+                                   f"{where}, found none")
+    matched = served[key].isin(offline.index)
     if not matched.any():
         raise EvaluationInputError(
-            f"replay: expected offline_features rows for the {len(served)} served impressions of "
+            f"replay: expected {offline_table} rows for the {len(served)} served impressions of "
             f"{ds} in {where}, found none")
     served = served.loc[matched].reset_index(drop=True)
-    ids = served["impression_id"]
-    request_id = requests["request_id"].reindex(ids).fillna("").to_numpy()
-    return ReplayFrames(served, offline.loc[ids].reset_index(), request_id, ds,
-                        int((~matched).sum()))
+    ids = served[key]
+    offline = offline.loc[ids].reset_index()
+    for name in features:
+        if name not in served.columns:
+            served[name] = offline[name].to_numpy()
+    request = request_column(project)
+    request_id = None
+    if request is not None:
+        imp = project.impressions
+        requests = project.read(engine, "impressions", "offline", ds,
+                                columns=[imp.key_column, request])
+        requests = requests.drop_duplicates(imp.key_column).set_index(imp.key_column)
+        request_id = requests[request].reindex(ids).fillna("").to_numpy()
+    return ReplayFrames(served, offline, request_id, ds, int((~matched).sum()), key=key,
+                        features=features, score_columns=scores, version=version)
 
 
 def differing(online: pd.DataFrame, offline: pd.DataFrame, feature: str) -> np.ndarray:
@@ -121,23 +168,23 @@ def _mad(a: np.ndarray, b: np.ndarray) -> float:
 def swap_contributions(
     scorer: ResolvedScorer, online: pd.DataFrame, offline: pd.DataFrame,
     base_online: Mapping[str, np.ndarray], base_offline: Mapping[str, np.ndarray],
-    tasks: tuple[str, ...] = TASKS,
+    tasks: tuple[str, ...], features: tuple[str, ...],
 ) -> dict[str, dict[str, tuple[float, int]]]:
     """Per feature that differs: per task, the drop in mean |online - offline| score when that
     feature alone takes its offline value, and the rows where it differs.
 
     Returns:
-        ``{feature: {task: (reduction, rows_differing)}}``, features in warehouse order.
+        ``{feature: {task: (reduction, rows_differing)}}``, features in contract order.
     """
     out: dict[str, dict[str, tuple[float, int]]] = {}
-    for spec in FEATURES:
-        rows = differing(online, offline, spec.name)
+    for name in features:
+        rows = differing(online, offline, name)
         if not rows.any():
             continue
         swapped = online.copy()
-        swapped[spec.name] = offline[spec.name].to_numpy()
+        swapped[name] = offline[name].to_numpy()
         scores = scorer.predict(swapped, tasks)
-        out[spec.name] = {
+        out[name] = {
             t: (_mad(base_online[t], base_offline[t]) - _mad(scores[t], base_offline[t]),
                 int(rows.sum()))
             for t in tasks}
@@ -175,7 +222,8 @@ class TaskReplay:
         worst_logged: a few impression ids with the largest replayed-vs-logged difference.
         skew_mad: mean ``|online - offline|`` score.
         skew_relative: ``skew_mad`` over the mean offline score.
-        rank_moved_share: share of impressions whose rank in their request moves by more than k.
+        rank_moved_share: share of impressions whose rank in their request moves by more than k
+            (None: no request column).
         distributions: ``logged`` / ``online`` / ``offline`` -> mean and quantiles.
         contributions: ``(feature, reduction, share of skew_mad, rows differing)``, largest first.
     """
@@ -188,7 +236,7 @@ class TaskReplay:
     worst_logged: tuple[str, ...]
     skew_mad: float
     skew_relative: float
-    rank_moved_share: float
+    rank_moved_share: float | None
     distributions: Mapping[str, Mapping[str, float]]
     contributions: tuple[tuple[str, float, float, int], ...]
 
@@ -217,28 +265,52 @@ class ScoreReplay:
     rank_k: int
     logged_tolerance: float
     tasks: tuple[TaskReplay, ...]
+    partition_column: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "serves": self.serves,
-                "ds": self.ds.isoformat() if self.ds else None, "rank_k": self.rank_k,
+        partition = self.ds.isoformat() if self.ds else None
+        return {"model": self.model, "serves": self.serves, "partition": partition,
+                **({self.partition_column: partition} if self.partition_column else {}),
+                "rank_k": self.rank_k,
                 "logged_tolerance": self.logged_tolerance,
                 "tasks": [t.to_json() for t in self.tasks]}
 
 
 def replay_scores(scorer: ResolvedScorer, frames: ReplayFrames, *, rank_k: int = 1,
-                  logged_tolerance: float = 1e-6, tasks: tuple[str, ...] = TASKS) -> ScoreReplay:
-    """Score served and offline features with ``scorer`` and compare (see module doc)."""
-    features = feature_names()
+                  logged_tolerance: float = 1e-6, tasks: tuple[str, ...] | None = None,
+                  partition_column: str | None = None) -> ScoreReplay:
+    """Score served and offline features with ``scorer`` and compare (see module doc).
+
+    Args:
+        scorer: a model that can be run on any feature values (``rescorable``).
+        frames: the partition's online and offline rows.
+        rank_k: a rank move of more than ``k`` positions counts as moved.
+        logged_tolerance: largest replayed-vs-logged difference of the serving model.
+        tasks: the stages to replay (default: the scorer's).
+        partition_column: the name the JSON document also gives the partition.
+
+    Raises:
+        EvaluationInputError: the scorer cannot be re-run on the offline features.
+    """
+    if not scorer.rescorable:
+        raise EvaluationInputError(
+            f"replay: model {scorer.name} is known only by its logged scores and cannot be "
+            f"re-run on the offline features; pass a model directory (`funnelguard train --out "
+            f"DIR`) as --model")
+    tasks = tuple(tasks or scorer.tasks or frames.score_columns)
+    features = list(frames.features)
     online, offline = frames.served[features], frames.offline[features]
     s_on, s_off = scorer.predict(online, tasks), scorer.predict(offline, tasks)
-    logged = frames.logged
-    contributions = swap_contributions(scorer, online, offline, s_on, s_off, tasks)
-    ids = frames.served["impression_id"].to_numpy()
+    logged = frames.logged(tasks)
+    contributions = swap_contributions(scorer, online, offline, s_on, s_off, tasks,
+                                       frames.features)
+    ids = frames.ids
     out = []
     for t in tasks:
         mad = _mad(s_on[t], s_off[t])
         mean_off = float(np.nanmean(s_off[t])) if len(s_off[t]) else float("nan")
-        moved = _rank_moves(frames.request_id, s_on[t], s_off[t]) > rank_k
+        moved = (None if frames.request_id is None else
+                 _rank_moves(frames.request_id, s_on[t], s_off[t]) > rank_k)
         dists = {"online": _quantiles(s_on[t]), "offline": _quantiles(s_off[t])}
         logged_mad = logged_max = None
         logged_off, worst = 0, ()
@@ -255,6 +327,8 @@ def replay_scores(scorer: ResolvedScorer, frames: ReplayFrames, *, rank_k: int =
             task=t, rows=len(online), logged_mad=logged_mad, logged_max=logged_max,
             logged_off=logged_off, worst_logged=worst, skew_mad=mad,
             skew_relative=mad / mean_off if mean_off > 0 else float("nan"),
-            rank_moved_share=float(moved.mean()) if len(moved) else 0.0, distributions=dists,
-            contributions=tuple(ranked)))
-    return ScoreReplay(scorer.name, scorer.serves, frames.ds, rank_k, logged_tolerance, tuple(out))
+            rank_moved_share=(None if moved is None else float(moved.mean()) if len(moved)
+                              else 0.0),
+            distributions=dists, contributions=tuple(ranked)))
+    return ScoreReplay(scorer.name, scorer.serves, frames.ds, rank_k, logged_tolerance, tuple(out),
+                       partition_column)

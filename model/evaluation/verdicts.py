@@ -171,6 +171,13 @@ def replay_findings(replay: ScoreReplay, t: ReplayThresholds) -> tuple[Finding, 
             message=f"{r.task}: online vs offline scores differ by {r.skew_mad:.5f} on average, "
                     f"{r.skew_relative:.1%} of the mean offline score (tolerated "
                     f"{t.skew_relative_mad:.0%}){main}"))
+        if r.rank_moved_share is None:
+            out.append(Finding(
+                "score_replay_rank_moves", passed=True, severity="info", count=r.rows, **common,
+                message=f"{r.task}: rank moves not measured: the impressions contract names no "
+                        f"request (an `id` property that is not a model feature)"))
+            out.extend(_contributor_findings(r, t, skew_ok))
+            continue
         out.append(Finding(
             "score_replay_rank_moves", passed=r.rank_moved_share <= t.rank_moved_share,
             severity="warning", value=r.rank_moved_share, threshold=t.rank_moved_share,
@@ -178,14 +185,21 @@ def replay_findings(replay: ScoreReplay, t: ReplayThresholds) -> tuple[Finding, 
             message=f"{r.task}: {r.rank_moved_share:.1%} of {r.rows} impressions move by more "
                     f"than {replay.rank_k} position(s) within their request (tolerated "
                     f"{t.rank_moved_share:.0%})"))
-        for rank, (feature, reduction, share, rows) in enumerate(r.contributions, start=1):
-            if share < t.contributor_share:
-                continue
-            out.append(Finding(
-                "score_replay_contributor", passed=skew_ok,
-                severity="info" if skew_ok else "warning", feature=feature, value=share,
-                threshold=t.contributor_share, count=rows, **common,
-                message=f"{r.task}: {feature} (#{rank}) differs on {rows} of {r.rows} impressions; "
-                        f"taking its offline value removes {reduction:.5f} of the {r.skew_mad:.5f} "
-                        f"mean score difference ({share:.0%})"))
+        out.extend(_contributor_findings(r, t, skew_ok))
     return tuple(out)
+
+
+def _contributor_findings(r: TaskReplay, t: ReplayThresholds, skew_ok: bool) -> list[Finding]:
+    out = []
+    for rank, (feature, reduction, share, rows) in enumerate(r.contributions, start=1):
+        if share < t.contributor_share:
+            continue
+        out.append(Finding(
+            "score_replay_contributor", passed=skew_ok,
+            severity="info" if skew_ok else "warning", feature=feature, value=share,
+            threshold=t.contributor_share, count=rows, task=r.task,
+            environment="online_vs_offline",
+            message=f"{r.task}: {feature} (#{rank}) differs on {rows} of {r.rows} impressions; "
+                    f"taking its offline value removes {reduction:.5f} of the {r.skew_mad:.5f} "
+                    f"mean score difference ({share:.0%})"))
+    return out

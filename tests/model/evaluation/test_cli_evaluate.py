@@ -77,16 +77,18 @@ def test_the_served_model_passes_against_the_worse_champion(run_cli_module, skew
     assert champion and all(f.passed for f in champion)
 
 
-def test_permutation_importance_ranks_approval_odds_first_for_the_served_model(skewed_warehouse):
+def test_permutation_importance_ranks_approval_odds_first_for_the_served_model(
+        skewed_warehouse, demo_project):
     from funnelguard.warehouse import connect
     from model.evaluation.holdout import load_holdout
     from model.evaluation.importance import permutation_importance
     from model.evaluation.scorers import resolve_scorer
 
     engine = connect(skewed_warehouse)
-    holdout = load_holdout(engine, __import__("datetime").date(2026, 10, 25))
+    holdout = load_holdout(demo_project, engine, __import__("datetime").date(2026, 10, 25))
     engine.dispose()
-    fi = permutation_importance(resolve_scorer("served"), holdout.frame, tasks=("approval",),
+    fi = permutation_importance(resolve_scorer("served", demo_project), holdout.frame,
+                                tasks=("approval",),
                                 features=["approval_odds", "credit_score", "item_apr"])
     assert fi.ranking("approval")[0] == "approval_odds"
     assert fi.tasks["approval"]["features"]["approval_odds"]["auc_drop"] > 0.05

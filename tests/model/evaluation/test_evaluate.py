@@ -14,6 +14,7 @@ from model.evaluation.thresholds import EvaluationThresholds, load_thresholds
 
 FAST = PairedBootstrap(40, seed=1)
 RATES = {"click": 0.2, "application": 0.1, "conversion": 0.08, "approval": 0.05}
+SEGMENTS = ("device_type", "item_type", "user")
 
 
 def holdout(n: int = 4000, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -53,7 +54,7 @@ def test_auc_below_its_floor_fails_with_task_value_and_floor():
     frame, truth = holdout()
     noise = np.random.default_rng(1).random(len(frame)) * 0.2
     preds = {**truth, "approval": noise}  # unrelated to the label
-    result = evaluate_predictions(frame, preds, bootstrap=FAST,
+    result = evaluate_predictions(frame, preds, bootstrap=FAST, segments=SEGMENTS,
                                   thresholds=EvaluationThresholds(calibration_band=(0, 99)))
     (f,) = by(result.findings, "eval_auc_floor", "approval")
     assert not f.passed and f.severity == "error"
@@ -145,13 +146,13 @@ def test_unscored_rows_are_left_out_and_counted():
 def test_thresholds_file_overrides_and_refuses_unknown_keys(tmp_path):
     good = tmp_path / "t.yaml"
     good.write_text("evaluation:\n  auc_floor: {click: 0.7}\nreplay:\n  rank_k: 3\n")
-    ev, rp = load_thresholds(good)
+    ev, rp = load_thresholds(good, TASKS)
     assert ev.auc_floor["click"] == 0.7 and ev.auc_floor["approval"] == 0.65 and rp.rank_k == 3
     bad = tmp_path / "bad.yaml"
     bad.write_text("evaluation:\n  auc_flor: {click: 0.7}\n")
     with pytest.raises(ThresholdsError, match=r"bad.yaml: evaluation: unknown key 'auc_flor'"):
-        load_thresholds(bad)
+        load_thresholds(bad, TASKS)
     task = tmp_path / "task.yaml"
     task.write_text("evaluation:\n  auc_floor: {clicks: 0.7}\n")
-    with pytest.raises(ThresholdsError, match="auc_floor"):
-        load_thresholds(task)
+    with pytest.raises(ThresholdsError, match=r"auc_floor: .*unknown stages \['clicks'\]"):
+        load_thresholds(task, TASKS)

@@ -35,12 +35,17 @@ def test_explain_returns_the_warehouse_values_and_the_models_scores(run_cli, ske
     code, result = run_cli("explain", iid, "--model", "served", "--warehouse", skewed_warehouse,
                            "--json", out)
     assert code == 0
-    assert "approval_odds" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "approval_odds" in printed and served["user_id"].iloc[0] not in printed
     doc = json.loads(out.read_text())["explanation"]
     rows = {f["feature"]: f for f in doc["features"]}
     assert rows["approval_odds"]["served"] == 0.0
     assert rows["approval_odds"]["offline"] == pytest.approx(offline["approval_odds"].iloc[0])
     assert rows["approval_odds"]["differs"] and not rows["credit_score"]["differs"]
+    # personal data of the packaged contract is redacted, never written raw
+    assert rows["user_id"]["served"] == rows["user_id"]["offline"] == "<redacted pii>"
+    assert rows["credit_score"]["served"] == "<redacted restricted>"
+    assert served["user_id"].iloc[0] not in out.read_text()
     model = ProductionModel()
     names = feature_names()
     on = model.predict(served[names])

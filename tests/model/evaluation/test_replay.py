@@ -32,7 +32,9 @@ def frames(online_odds, offline_odds, requests):
     scores = OddsScorer().predict(online)
     for t in TASKS:
         online[f"score_{t}"] = scores[t]
-    return ReplayFrames(online, offline, np.array(requests))
+    return ReplayFrames(online, offline, np.array(requests), key="impression_id",
+                        features=tuple(feature_names()),
+                        score_columns={t: f"score_{t}" for t in TASKS})
 
 
 def test_replay_attributes_the_difference_and_counts_rank_moves_by_hand():
