@@ -104,18 +104,21 @@ def main(argv: list[str] | None = None) -> None:
     for name, naive, changes in (("masked", False, None), ("naive", True, None),
                                  ("ids_off", False, IDS_OFF)):
         train_s[name] = _train(engine, root / f"model_{per_day}_{name}", naive, changes)
-    holdout = load_holdout(engine, AS_OF)
+    from funnelguard.project import load_project
+
+    project = load_project()
+    holdout = load_holdout(project, engine, AS_OF)
     engine.dispose()
     frame = holdout.frame
     boot = PairedBootstrap(200)
     results, eval_s = {}, {}
     for name in ("masked", "naive", "ids_off"):
-        scorer = resolve_scorer(str(root / f"model_{per_day}_{name}"))
+        scorer = resolve_scorer(str(root / f"model_{per_day}_{name}"), project)
         started = time.perf_counter()
         results[name] = evaluate_predictions(frame, scorer.predict(frame), oracle=holdout.oracle,
                                              bootstrap=boot, segments=False)
         eval_s[name] = time.perf_counter() - started
-    results["served"] = evaluate_predictions(frame, resolve_scorer("served").predict(frame),
+    results["served"] = evaluate_predictions(frame, resolve_scorer("served", project).predict(frame),
                                              oracle=holdout.oracle, bootstrap=boot,
                                              segments=False)
     rows = []

@@ -43,8 +43,8 @@ def _fit_predict(train, holdout, task: str, features: list[str], *, masked: bool
 
 def calibration_table(engine, as_of: dt.date) -> tuple[list[dict], dict]:
     """Per task: observed holdout rate and predicted/observed for each training set."""
-    from funnelguard.warehouse import TASKS, feature_names, read_range
     from funnelguard.project import load_project
+    from funnelguard.warehouse import TASKS, feature_names, read_range
     from model.trainset import build_naive_training_set, build_training_set, correct_downsampled
 
     timings = {}
