@@ -2,7 +2,10 @@
 
 Public surface (imported lazily so ``funnelguard --help`` never loads torch):
 ``load_model(dir) -> FunnelModel`` (``predict(frame) -> {task: probabilities}``),
-``FunnelModel``, ``save_model``, ``TrainConfig``, ``load_config``, ``fit``, ``run_training``.
+``FunnelModel`` (``tasks``, ``feature_names``, ``features``: the directory describes itself),
+``save_model``, ``TrainConfig``, ``load_config``, ``bind_config``, ``fit``, ``run_training`` and
+``run_train(project, engine, as_of, *, out_dir, config=None, store_url=None)``, the command
+layer's training job (heads = the project's stages, encoder = its features contract).
 The training-set builder is ``model.trainset`` and the evaluation lives in
 ``model.evaluation``; docs/model.md describes the model directory and the guard.
 """
@@ -12,8 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["load_model", "save_model", "FunnelModel", "TrainConfig", "load_config", "fit",
-           "run_training"]
+__all__ = ["load_model", "save_model", "FunnelModel", "TrainConfig", "load_config",
+           "bind_config", "fit", "run_training", "run_train"]
 
 _WHERE = {
     "load_model": "model.artifacts",
@@ -21,6 +24,8 @@ _WHERE = {
     "FunnelModel": "model.artifacts",
     "TrainConfig": "model.config",
     "load_config": "model.config",
+    "bind_config": "model.config",
+    "run_train": "model.commands",
     "fit": "model.training",
     "run_training": "model.job",
 }

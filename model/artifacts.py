@@ -2,16 +2,20 @@
 
 Layout (``docs/model.md``)::
 
-    <dir>/model.json               manifest: format, version, tasks, as_of, base rates,
+    <dir>/model.json               manifest: format, version, tasks, features, as_of, base rates,
                                    downsample_rate, the files below
     <dir>/config.json              the full TrainConfig
     <dir>/weights.pt               FunnelNet state_dict (torch.save, loadable weights_only)
-    <dir>/encoder.json             id hashing (buckets, key), vocabularies, normalization stats
+    <dir>/encoder.json             the feature specs (name, kind, default, range, categories
+                                   from the features contract), id hashing (buckets, key),
+                                   vocabularies, normalization stats
     <dir>/training_set.json        the training set's description (TrainingSet.description)
     <dir>/feature_importance.json  slot filled later by model.evaluation (absent until then)
 
 :func:`load_model` returns a :class:`FunnelModel` whose ``predict(frame)`` scores raw feature
-columns exactly as the simulator's stand-in production model does (the Scorer protocol).
+columns exactly as the simulator's stand-in production model does (the Scorer protocol). The
+directory is self-describing: ``model.tasks`` (the heads, in funnel order) and
+``model.feature_names`` / ``model.features`` (the contract's feature specs) need no project.
 """
 
 from __future__ import annotations
@@ -40,7 +44,14 @@ FEATURE_IMPORTANCE_FILE = "feature_importance.json"
 
 def build_net(config: TrainConfig, encoder: FeatureEncoder,
               base_rates: Mapping[str, float]) -> FunnelNet:
-    """The network for ``config`` sized by the fitted ``encoder``."""
+    """The network for ``config`` sized by the fitted ``encoder``.
+
+    The heads are ``config.model.tasks`` (bound to a project by :func:`model.config.bind_config`);
+    a config that names none takes the tasks of ``base_rates``, in their order.
+
+    Raises:
+        ConfigError: neither the config nor the base rates name a task.
+    """
     return FunnelNet(config.model, encoder.id_buckets, encoder.vocab_sizes, encoder.dense_width,
                      base_rates, sparse=config.optim.sparse_embeddings)
 
@@ -75,6 +86,16 @@ class FunnelModel:
         return self.net.tasks
 
     @property
+    def features(self):
+        """The feature specs it was trained on (``funnelguard.warehouse.FeatureSpec``)."""
+        return self.encoder.features
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The raw columns ``predict`` reads, in the features contract's order."""
+        return self.encoder.feature_names
+
+    @property
     def version(self) -> str:
         return str(self.manifest.get("version", ""))
 
@@ -91,8 +112,9 @@ class FunnelModel:
         """Per-task probabilities (float64 arrays, one per row) from raw feature columns.
 
         When the training set kept only a share ``w`` of its all-negative rows, scores are
-        corrected back to the population: ``q = p * w / (1 - (1 - w) * p_click)`` (all-negative
-        rows are exactly the rows without a click, since outcomes nest). Rows with a non-finite
+        corrected back to the population: ``q = p * w / (1 - (1 - w) * p_first)`` where
+        ``p_first`` is the first head's probability (all-negative rows are exactly the rows
+        without the funnel's first stage, since outcomes nest). Rows with a non-finite
         feature score NaN: the model does not invent a value.
 
         Raises:
@@ -110,9 +132,8 @@ class FunnelModel:
                     out[t].append(torch.sigmoid(logits[t].double()).numpy())
         scores = {t: (np.concatenate(v) if v else np.zeros(0)) for t, v in out.items()}
         if w < 1.0:
-            p_any = scores.get("click", None)
-            scores = {t: p * w / (1.0 - (1.0 - w) * (p if p_any is None else p_any))
-                      for t, p in scores.items()}
+            p_any = scores[self.tasks[0]]
+            scores = {t: p * w / (1.0 - (1.0 - w) * p_any) for t, p in scores.items()}
         return scores
 
     def feature_importance(self) -> dict[str, Any] | None:
@@ -132,6 +153,8 @@ def save_model(out: str | Path, net: FunnelNet, encoder: FeatureEncoder, config:
     tmp = out / "weights.pt.tmp"
     torch.save(net.state_dict(), tmp)
     tmp.replace(out / "weights.pt")
+    if tuple(config.model.tasks) != tuple(net.tasks):  # the directory names its own heads
+        config = config.replace(model={"tasks": list(net.tasks)})
     _write_json(out / "config.json", config.to_dict())
     _write_json(out / "encoder.json", encoder.to_json())
     _write_json(out / "training_set.json", dict(description or {}))
@@ -140,6 +163,7 @@ def save_model(out: str | Path, net: FunnelNet, encoder: FeatureEncoder, config:
         "version": version or f"funnel-{as_of or 'unknown'}",
         "as_of": as_of,
         "tasks": list(net.tasks),
+        "features": list(encoder.feature_names),
         "base_rates": {k: float(v) for k, v in base_rates.items()},
         "downsample_rate": float(downsample_rate) if downsample_rate else 1.0,
         "files": list(MODEL_FILES),

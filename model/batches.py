@@ -28,7 +28,8 @@ class TrainingTensors:
         labels: ``N x T`` float32 labels (task order of ``tasks``).
         masks: ``N x T`` bool, True where the label is known.
         tasks: task order.
-        raw: the N raw rows (``impression_id``, ``ds``, feature columns), index 0..N-1.
+        raw: the N raw rows (the ``keep`` columns, e.g. key and partition, then the feature
+            columns), index 0..N-1.
     """
 
     features: FeatureBatch
@@ -47,14 +48,23 @@ class TrainingTensors:
         return {t: float(pos[i] / known[i]) for i, t in enumerate(self.tasks)}
 
 
-def tensors_for(frame: pd.DataFrame, encoder: FeatureEncoder, tasks: Sequence[str]) -> TrainingTensors:
-    """Encode ``frame`` (rows of a TrainingSet frame) for training."""
+def tensors_for(frame: pd.DataFrame, encoder: FeatureEncoder, tasks: Sequence[str],
+                keep: Sequence[str] = ()) -> TrainingTensors:
+    """Encode ``frame`` (rows of a TrainingSet frame) for training.
+
+    Args:
+        frame: rows with the feature columns and ``label_{task}`` / ``mask_{task}``.
+        encoder: the fitted encoder.
+        tasks: the heads, in funnel order.
+        keep: further columns ``raw`` keeps for the forensic bundle (the training set's key
+            and partition columns), where present.
+    """
     raw = frame.reset_index(drop=True)
     labels = torch.from_numpy(np.stack(
         [raw[f"label_{t}"].to_numpy(np.float32, na_value=0.0) for t in tasks], 1))
     masks = torch.from_numpy(np.stack([raw[f"mask_{t}"].to_numpy(bool) for t in tasks], 1))
-    keep = [c for c in ("impression_id", "ds", *encoder.columns) if c in raw.columns]
-    return TrainingTensors(encoder.encode(raw), labels, masks, tuple(tasks), raw[keep])
+    columns = list(dict.fromkeys(c for c in (*keep, *encoder.feature_names) if c in raw.columns))
+    return TrainingTensors(encoder.encode(raw), labels, masks, tuple(tasks), raw[columns])
 
 
 class BatchPlan:

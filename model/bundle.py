@@ -3,41 +3,57 @@
 Written by the job when the guard stops training, into ``<out>/forensics/step-XXXXXXX/``::
 
     bundle.json        step, anomaly kind and exception type, task(s), first non-finite module,
-                       the batch's impression_ids, per-task loss / gradient-norm / probe history,
-                       config, seeds, the input scan, the triage (replayed losses, anomaly-mode
-                       op names, verdict, evidence) and the three-line summary
-    batch.parquet      the failing batch's raw inputs (impression_id, ds, feature columns)
+                       the batch's keys (the impressions contract's key column), per-task loss /
+                       gradient-norm / probe history, config, seeds, the input scan, the triage
+                       (replayed losses, anomaly-mode op names, verdict, evidence), the
+                       three-line summary and what was redacted
+    batch.parquet      the failing batch's inputs (key, partition, feature columns), personal
+                       data redacted
     replay_state.pt    the training state to replay from (step, weights, optimizers, scaler,
                        guard windows, torch RNG state)
 
-:func:`scan_inputs` checks a batch's raw values against the ``ranking_features`` contract's
-ranges and allowed values (``funnelguard.warehouse.FEATURES`` when the contract cannot be
-loaded): non-finite numbers, and values outside the contract that are not the default.
+:func:`scan_inputs` checks a batch's raw values against the features contract's ranges,
+allowed values and defaults (:func:`feature_ranges`): non-finite numbers, and values outside
+the contract that are not the default ("is the default" as :func:`contracts.spec.is_default_value`
+defines it).
+
+**Personal data.** Columns a contract classifies as personal (``FieldContract.pii``: ODCS
+``classification`` pii, restricted, confidential or sensitive) never reach the bundle raw. In
+``batch.parquet`` (and in the scan's examples and keys) a text value becomes ``h:`` plus a keyed
+hash (a random key per bundle, never written: rows stay comparable within one bundle and
+cannot be looked up across bundles or against a list of ids); a number becomes what the triage
+needs to know about it: ``nan``, ``+inf``, ``-inf``, ``default``, ``in_contract`` or
+``out_of_contract``. A missing value and the default sentinel are kept as they are.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import secrets
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from funnelguard.warehouse import FEATURES
+if TYPE_CHECKING:
+    from contracts.spec import Contract
+    from funnelguard.warehouse import FeatureSpec
 
-__all__ = ["FeatureRange", "feature_ranges", "scan_inputs", "write_bundle", "update_bundle",
-           "BUNDLE_FILE"]
+__all__ = ["FeatureRange", "Redactor", "feature_ranges", "scan_inputs", "write_bundle",
+           "update_bundle", "BUNDLE_FILE"]
 
 BUNDLE_FILE = "bundle.json"
 
 
 @dataclass(frozen=True)
 class FeatureRange:
-    """A feature's legitimate values: range or allowed values, and its default sentinel."""
+    """A feature's legitimate values: range or allowed values, its default, whether personal."""
 
     name: str
     numeric: bool
@@ -45,68 +61,156 @@ class FeatureRange:
     high: float | None
     allowed: tuple[str, ...] | None
     default: Any
+    pii: bool = False
+
+    def is_default(self, values: pd.Series) -> np.ndarray:
+        """Vectorised :func:`contracts.spec.is_default_value`: floats for numbers, else text."""
+        if self.default is None:
+            return np.zeros(len(values), bool)
+        if self.numeric:
+            try:
+                default = float(self.default)
+            except (TypeError, ValueError):
+                return np.zeros(len(values), bool)
+            return values.to_numpy(dtype=np.float64, na_value=np.nan) == default
+        return (values.notna() & (values.astype(str) == str(self.default))).to_numpy()
 
 
-def feature_ranges(contract: str | None = "ranking_features") -> tuple[list[FeatureRange], str]:
-    """The ranges from the contract (and where they came from), else from FEATURES."""
-    if contract is not None:
-        try:
-            from contracts import load_contract
+def feature_ranges(source: Contract | Sequence[FeatureSpec],
+                   pii: Collection[str] = ()) -> tuple[list[FeatureRange], str]:
+    """The features' ranges, and where they came from.
 
-            c = load_contract(contract)
-            ranges = [FeatureRange(f.name, f.is_numeric, f.minimum, f.maximum,
-                                   tuple(map(str, f.allowed_values)) if f.allowed_values else None,
-                                   f.default)
-                      for f in c.fields if f.role in ("feature", "category", "id")]
-            return ranges, f"contract {c.name} ({c.path})"
-        except Exception:  # noqa: BLE001 - any contract problem falls back to the warehouse spec
-            pass
-    return ([FeatureRange(f.name, f.kind in ("int", "float"), f.low, f.high,
-                          f.categories or None if f.kind == "category" else None, f.default)
-             for f in FEATURES], "funnelguard.warehouse.FEATURES")
+    Args:
+        source: the features contract (its properties with role feature, id or category), or
+            the model's feature specs (``Project.feature_specs`` / ``FeatureEncoder.features``).
+        pii: names of personal columns, added to those the contract classifies.
+    """
+    if hasattr(source, "feature_fields"):
+        c = source
+        ranges = [FeatureRange(f.name, f.is_numeric, f.minimum, f.maximum,
+                               tuple(map(str, f.allowed_values)) if f.allowed_values else None,
+                               f.default, f.pii or f.name in pii)
+                  for f in c.feature_fields()]
+        return ranges, f"contract {c.name} ({c.path})"
+    ranges = [FeatureRange(s.name, s.kind in ("int", "float"), s.low, s.high,
+                           tuple(s.categories) or None if s.kind == "category" else None,
+                           s.default, s.name in pii)
+              for s in source]
+    return ranges, "the model's feature specs"
 
 
-def scan_inputs(raw: pd.DataFrame, ranges: Sequence[FeatureRange]) -> dict[str, dict[str, Any]]:
-    """Per feature with a problem: non-finite and out-of-contract counts, rows and examples."""
+@dataclass
+class Redactor:
+    """Replaces personal values before anything leaves the process (see the module docstring).
+
+    Args:
+        pii: names of the personal columns.
+        ranges: the features' ranges (a personal number is replaced by its class).
+    """
+
+    pii: frozenset[str]
+    ranges: Mapping[str, FeatureRange] = field(default_factory=dict)
+    _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    def token(self, value: Any) -> str:
+        digest = hmac.new(self._key, str(value).encode(), hashlib.sha256).hexdigest()
+        return "h:" + digest[:16]
+
+    def values(self, name: str, values: pd.Series) -> pd.Series:
+        """``values`` of column ``name``, redacted when the column is personal."""
+        if name not in self.pii:
+            return values
+        r = self.ranges.get(name)
+        if r is not None and r.numeric:
+            return pd.Series(_number_classes(values, r), index=values.index, dtype=object)
+        keep = values.isna().to_numpy()
+        if r is not None:
+            keep |= r.is_default(values)
+        out = values.astype(object).copy()
+        out[~keep] = [self.token(v) for v in values[~keep]]
+        return out
+
+    def frame(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """A copy of ``raw`` with every personal column redacted."""
+        out = raw.copy()
+        for col in out.columns:
+            if col in self.pii:
+                out[col] = self.values(col, out[col])
+        return out
+
+    @property
+    def redacted(self) -> list[str]:
+        return sorted(self.pii)
+
+
+def _number_classes(values: pd.Series, r: FeatureRange) -> np.ndarray:
+    x = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.full(len(x), "in_contract", dtype=object)
+    outside = np.zeros(len(x), bool)
+    if r.low is not None:
+        outside |= x < r.low
+    if r.high is not None:
+        outside |= x > r.high
+    out[outside] = "out_of_contract"
+    out[r.is_default(values)] = "default"
+    out[np.isnan(x)] = "nan"
+    out[np.isposinf(x)] = "+inf"
+    out[np.isneginf(x)] = "-inf"
+    return out
+
+
+def scan_inputs(raw: pd.DataFrame, ranges: Sequence[FeatureRange], *, key: str | None = None,
+                redactor: Redactor | None = None) -> dict[str, dict[str, Any]]:
+    """Per feature with a problem: non-finite and out-of-contract counts, rows and examples.
+
+    Args:
+        raw: the batch's raw rows.
+        ranges: the features' ranges (:func:`feature_ranges`).
+        key: the key column; the entries then list the bad rows' keys (``keys``).
+        redactor: redacts personal examples and keys (None: shown as they are).
+    """
     out: dict[str, dict[str, Any]] = {}
-    ids = raw["impression_id"].astype(str).to_numpy() if "impression_id" in raw else None
+    keys = None
+    if key is not None and key in raw.columns:
+        shown = redactor.values(key, raw[key]) if redactor else raw[key]
+        keys = shown.astype(str).to_numpy()
     for r in ranges:
         if r.name not in raw.columns:
             continue
         col = raw[r.name]
-        entry: dict[str, Any] = {}
+        is_default = r.is_default(col)
         if r.numeric:
             x = col.to_numpy(dtype=np.float64, na_value=np.nan)
             nonfinite = ~np.isfinite(x)
-            legit = np.isfinite(x) & (x != float(r.default) if r.default is not None else True)
+            legit = np.isfinite(x) & ~is_default
             outside = np.zeros(len(x), bool)
             if r.low is not None:
                 outside |= legit & (x < r.low)
             if r.high is not None:
                 outside |= legit & (x > r.high)
             bad = nonfinite | outside
-            entry = {"non_finite": int(nonfinite.sum()), "nan": int(np.isnan(x).sum()),
-                     "posinf": int(np.isposinf(x).sum()), "neginf": int(np.isneginf(x).sum()),
-                     "out_of_contract": int(outside.sum()),
-                     "range": [r.low, r.high]}
-            examples = [str(v) for v in x[bad][:5]]
+            entry: dict[str, Any] = {
+                "non_finite": int(nonfinite.sum()), "nan": int(np.isnan(x).sum()),
+                "posinf": int(np.isposinf(x).sum()), "neginf": int(np.isneginf(x).sum()),
+                "out_of_contract": int(outside.sum()), "range": [r.low, r.high]}
         else:
-            values = col.astype(object)
-            nonnull = values.notna().to_numpy()
-            outside = np.zeros(len(values), bool)
+            nonnull = col.notna().to_numpy()
+            outside = np.zeros(len(col), bool)
             if r.allowed is not None:
-                s = values.astype(str).to_numpy()
-                outside = nonnull & ~np.isin(s, list(r.allowed) + [str(r.default)])
+                s = col.astype(str).to_numpy()
+                outside = nonnull & ~np.isin(s, list(r.allowed)) & ~is_default
             bad = ~nonnull | outside
             entry = {"non_finite": int((~nonnull).sum()), "nan": int((~nonnull).sum()),
                      "posinf": 0, "neginf": 0, "out_of_contract": int(outside.sum()),
                      "allowed": list(r.allowed) if r.allowed else None}
-            examples = [str(v) for v in values[bad][:5]]
         if bad.any():
+            shown = redactor.values(r.name, col) if redactor else col
             entry["rows"] = int(bad.sum())
-            entry["examples"] = examples
-            if ids is not None:
-                entry["impression_ids"] = ids[bad][:20].tolist()
+            entry["examples"] = [str(v) for v in shown[bad][:5]]
+            if r.pii:
+                entry["redacted"] = True
+            if keys is not None:
+                entry["keys"] = keys[bad][:20].tolist()
             out[r.name] = entry
     return out
 
@@ -118,15 +222,23 @@ def _history(pairs: Sequence[tuple[int, float]]) -> list[list[Any]]:
 def write_bundle(folder: Path, *, anomaly: Any, exception: str, raw_batch: pd.DataFrame,
                  state: Any, history: Mapping[str, Any], config: Mapping[str, Any],
                  seeds: Mapping[str, Any], scan: Mapping[str, Any], scan_source: str,
-                 context: Mapping[str, Any]) -> Path:
-    """Write the bundle files; returns the path of ``bundle.json``."""
+                 context: Mapping[str, Any], key: str | None = None,
+                 redactor: Redactor | None = None) -> Path:
+    """Write the bundle files; returns the path of ``bundle.json``.
+
+    Args:
+        key: the key column of ``raw_batch`` (its values are listed in ``batch.keys``).
+        redactor: redacts personal columns of ``batch.parquet`` and the keys (None: none).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    raw_batch.reset_index(drop=True).to_parquet(folder / "batch.parquet", index=False)
+    shown = redactor.frame(raw_batch) if redactor else raw_batch
+    shown.reset_index(drop=True).to_parquet(folder / "batch.parquet", index=False)
     replay_file = None
     if state is not None:
         torch.save({"step": state.step, "tensors": state.tensors, "guard": state.guard,
                     "rng": state.rng}, folder / "replay_state.pt")
         replay_file = "replay_state.pt"
+    present = [c for c in (redactor.redacted if redactor else ()) if c in raw_batch.columns]
     doc = {
         "step": anomaly.step,
         "anomaly": anomaly.kind,
@@ -137,9 +249,13 @@ def write_bundle(folder: Path, *, anomaly: Any, exception: str, raw_batch: pd.Da
         "value": anomaly.value,
         "threshold": anomaly.threshold,
         "evidence": dict(anomaly.evidence),
-        "batch": {"rows": len(raw_batch), "file": "batch.parquet",
-                  "impression_ids": raw_batch["impression_id"].astype(str).tolist()
-                  if "impression_id" in raw_batch else []},
+        "batch": {"rows": len(raw_batch), "file": "batch.parquet", "key_column": key,
+                  "keys": shown[key].astype(str).tolist()
+                  if key is not None and key in shown else []},
+        "redacted": {"columns": present,
+                     "rule": "personal columns (contract classification): text as h:<keyed "
+                             "hash, per-bundle key not stored>, numbers as their class (nan, "
+                             "+inf, -inf, default, in_contract, out_of_contract)"},
         "input_scan": {"source": scan_source, "features": dict(scan)},
         "history": {
             "loss": {t: _history(h) for t, h in history["loss"].items()},

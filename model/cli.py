@@ -8,6 +8,10 @@ __all__ = ["register"]
 
 HELP = """Train the multi-task funnel model on the training set as of --as-of, with the guard.
 
+The heads are the project's funnel stages (the labels contract), or the subset the config's
+model.tasks picks; the features are the features contract's. Without --config the project's
+defaults.model_config is used, else the built-in config.
+
 On success --out holds the model directory (model.json, config.json, weights.pt, encoder.json,
 training_set.json; docs/model.md). When the guard stops training (exit 1) --out/forensics/
 holds the forensic bundle and the triage verdict (data, numerics, optimization or task).
@@ -25,23 +29,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="model directory (and checkpoints, tensorboard, forensics)")
     parser.add_argument("--config", default=None, metavar="PATH",
-                        help="training config, YAML or JSON (docs/model.md); default: built-in")
+                        help="training config, YAML or JSON (docs/model.md); default: the "
+                             "project's defaults.model_config, else built-in")
     parser.set_defaults(handler=_train, command_name="train")
 
 
 def _train(args: argparse.Namespace):
-    from funnelguard.cli import default_store_url
-    from funnelguard.warehouse import connect, parse_date
-    from model.config import load_config
-    from model.job import run_training
-    from model.trainset import build_training_set
+    from funnelguard.cli import connect_warehouse, project_of, store_url_of
+    from model.commands import config_for, run_train
 
-    as_of = parse_date(args.as_of, flag="--as-of")
-    config = load_config(args.config)
-    engine = connect(args.warehouse)
+    project = project_of(args)
+    config = config_for(project, args.config)  # a bad config exits 2 before any connection
+    store_url = None if getattr(args, "no_store", False) else store_url_of(args, project)
+    engine = connect_warehouse(args, project)
     try:
-        training_set = build_training_set(engine, as_of, seed=config.run.seed)
+        return run_train(project, engine, args.as_of, out_dir=args.out, config=config,
+                         store_url=store_url)
     finally:
         engine.dispose()
-    return run_training(training_set, args.out, config,
-                        store_url=args.store or default_store_url())

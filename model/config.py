@@ -2,8 +2,8 @@
 
 A config file (YAML or JSON, ``--config PATH``) overrides the defaults section by section::
 
-    model:    {architecture: shared_bottom, embedding_dim: 16, trunk: [256, 128], esmm: false,
-               id_dropout: 0.5}
+    model:    {architecture: shared_bottom, tasks: [], embedding_dim: 16, trunk: [256, 128],
+               esmm: false, id_dropout: 0.5, id_buckets: {}, default_id_buckets: 1000}
     loss:     {weighting: fixed, task_weights: {click: 1.0}, pos_weight: {}, focal_gamma: 0.0}
     optim:    {lr: 0.002, sparse_lr: 0.01, batch_size: 1024, epochs: 2, precision: fp32,
                lr_schedule: linear}
@@ -11,7 +11,9 @@ A config file (YAML or JSON, ``--config PATH``) overrides the defaults section b
     run:      {seed: 0, checkpoint_every: 200, snapshot_every: 16, refit_intercepts: true}
 
 Unknown keys are refused with the file and the key, so a misspelled threshold never silently
-falls back to its default. Every default here was chosen so the guard never fires on clean
+falls back to its default. What depends on the project (the stages ``model.tasks`` may pick,
+the id features ``model.id_buckets`` may size, the tasks the loss and learning-rate mappings
+name) is checked by :func:`bind_config` against the project's contracts before training. Every default here was chosen so the guard never fires on clean
 simulated runs (tests/model/test_guard_runs.py runs several seeds).
 """
 
@@ -22,10 +24,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from funnelguard.warehouse import TASKS
 from model.errors import ConfigError
+
+if TYPE_CHECKING:
+    from funnelguard.warehouse import FeatureSpec
 
 __all__ = [
     "ModelConfig",
@@ -36,6 +40,7 @@ __all__ = [
     "TrainConfig",
     "load_config",
     "config_from_dict",
+    "bind_config",
     "PRECISIONS",
     "LR_SCHEDULES",
 ]
@@ -50,8 +55,11 @@ class ModelConfig:
 
     Attributes:
         architecture: ``shared_bottom`` or ``mmoe``.
-        tasks: the heads, in funnel order (ESMM chains them in this order).
-        id_buckets: hashed buckets per high-cardinality id column.
+        tasks: the heads: a subset of the project's funnel stages (empty: all of them).
+            :func:`bind_config` puts them in funnel order, the order ESMM chains them in.
+        id_buckets: hashed buckets per high-cardinality id column (an id feature of the
+            project; the others get ``default_id_buckets``).
+        default_id_buckets: hashed buckets of an id column ``id_buckets`` does not name.
         embedding_dim: width of every embedding (ids and categoricals).
         dense_dim: width of the dense-feature projection.
         trunk: hidden widths of the shared bottom (or of each MMoE expert).
@@ -68,9 +76,9 @@ class ModelConfig:
     """
 
     architecture: str = "shared_bottom"
-    tasks: tuple[str, ...] = TASKS
-    id_buckets: Mapping[str, int] = field(
-        default_factory=lambda: {"user_id": 20000, "item_id": 2000, "merchant_id": 500})
+    tasks: tuple[str, ...] = ()
+    id_buckets: Mapping[str, int] = field(default_factory=dict)
+    default_id_buckets: int = 1000
     embedding_dim: int = 16
     dense_dim: int = 32
     trunk: tuple[int, ...] = (256, 128)
@@ -271,19 +279,16 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         problems.append(f"optim.precision expected one of {PRECISIONS}, found {o.precision!r}")
     if cfg.loss.weighting not in ("fixed", "uncertainty"):
         problems.append(f"loss.weighting expected fixed or uncertainty, found {cfg.loss.weighting!r}")
-    unknown_tasks = [t for t in m.tasks if t not in TASKS]
-    if unknown_tasks or not m.tasks:
-        problems.append(f"model.tasks expected a non-empty subset of {TASKS}, found {list(m.tasks)}")
-    for section, mapping in (("loss.task_weights", cfg.loss.task_weights),
-                             ("loss.pos_weight", cfg.loss.pos_weight),
-                             ("optim.head_lr_scale", o.head_lr_scale)):
-        bad = [k for k in mapping if k not in m.tasks]
-        if bad:
-            problems.append(f"{section} names unknown task(s) {bad}; tasks are {list(m.tasks)}")
+    if len(set(m.tasks)) != len(m.tasks) or not all(isinstance(t, str) for t in m.tasks):
+        problems.append(f"model.tasks expected distinct stage names, found {list(m.tasks)}")
+    if m.tasks:  # with no tasks yet, bind_config checks these against the project's stages
+        problems += _task_mapping_problems(cfg, m.tasks)
     if not 0.0 <= m.id_dropout < 1.0 or not 0.0 <= m.dropout < 1.0:
         problems.append(f"model.id_dropout and model.dropout expected in [0, 1), found "
                         f"{m.id_dropout} and {m.dropout}")
     small = {k: v for k, v in m.id_buckets.items() if not isinstance(v, int) or v < 2}
+    if m.default_id_buckets < 2:
+        small["(default_id_buckets)"] = m.default_id_buckets
     if small:
         problems.append(f"model.id_buckets expected at least 2 per id (bucket 0 is unknown; 2 "
                         f"puts every known id into one row), found {small}")
@@ -296,6 +301,55 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         problems.append("run.snapshot_every and guard.probe_every must be >= 1")
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
+
+
+def _task_mapping_problems(cfg: TrainConfig, tasks: tuple[str, ...]) -> list[str]:
+    problems = []
+    for section, mapping in (("loss.task_weights", cfg.loss.task_weights),
+                             ("loss.pos_weight", cfg.loss.pos_weight),
+                             ("optim.head_lr_scale", cfg.optim.head_lr_scale)):
+        bad = [k for k in mapping if k not in tasks]
+        if bad:
+            problems.append(f"{section} names unknown task(s) {bad}; tasks are {list(tasks)}")
+    return problems
+
+
+def bind_config(cfg: TrainConfig, stages: tuple[str, ...] | list[str],
+                features: tuple[FeatureSpec, ...] | list[FeatureSpec] | None = None, *,
+                where: str = "config") -> TrainConfig:
+    """``cfg`` checked against a project: its heads set to the chosen stages in funnel order.
+
+    Args:
+        cfg: a config as loaded (``model.tasks`` empty means every stage).
+        stages: the project's funnel stages, in funnel order (``Project.tasks``).
+        features: the project's model features (``Project.feature_specs("offline")``); when
+            given, ``model.id_buckets`` may only name its id features.
+        where: the config's origin, for error messages.
+
+    Raises:
+        ConfigError: ``model.tasks`` names a stage the project does not have, a loss or
+            learning-rate mapping names a task that is not trained, or ``model.id_buckets``
+            names a column that is not an id feature.
+    """
+    stages = tuple(stages)
+    chosen = cfg.model.tasks or stages
+    problems = []
+    unknown = [t for t in chosen if t not in stages]
+    if unknown or not stages:
+        problems.append(f"model.tasks expected stages of the project's funnel {list(stages)}, "
+                        f"found {list(chosen)} ({unknown} not a stage of the labels contract)")
+    tasks = tuple(t for t in stages if t in chosen)
+    if tasks and not unknown:
+        problems += _task_mapping_problems(cfg, tasks)
+    if features is not None:
+        ids = [f.name for f in features if f.kind == "id"]
+        bad = [k for k in cfg.model.id_buckets if k not in ids]
+        if bad:
+            problems.append(f"model.id_buckets names {bad}, which are not id features of the "
+                            f"project; its id features are {ids}")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    return cfg if tasks == cfg.model.tasks else cfg.replace(model={"tasks": list(tasks)})
 
 
 def config_from_dict(raw: Mapping[str, Any], where: str = "config") -> TrainConfig:
@@ -313,8 +367,10 @@ def config_from_dict(raw: Mapping[str, Any], where: str = "config") -> TrainConf
     return cfg
 
 
-def load_config(path: str | Path | None) -> TrainConfig:
+def load_config(path: str | Path | None, *, flag: str = "--config") -> TrainConfig:
     """Read a YAML or JSON config file (None: the defaults).
+
+    ``flag`` names where the path came from, for the error when there is no file.
 
     Raises:
         ConfigError: the file is missing, unparsable, or has unknown or ill-typed keys.
@@ -323,7 +379,7 @@ def load_config(path: str | Path | None) -> TrainConfig:
         return TrainConfig()
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"--config: expected a YAML or JSON file, found nothing at {p}")
+        raise ConfigError(f"{flag}: expected a YAML or JSON file, found nothing at {p}")
     text = p.read_text()
     try:
         if p.suffix == ".json":

@@ -1,15 +1,22 @@
 """Raw feature columns to model tensors, with statistics fitted on the training split.
 
-The encoder is saved in the model directory (``encoder.json``) and reused at serving, so the
-normalization statistics and vocabularies cannot drift apart between training and scoring:
+The features are the project's (``Project.feature_specs("offline")``: name, kind, default,
+range, categories, from the features contract). The encoder is saved in the model directory
+(``encoder.json``, the feature specs included) and reused at serving, so the normalization
+statistics and vocabularies cannot drift apart between training and scoring, and a loaded
+model knows its features without the project:
 
 - high-cardinality ids (``kind == "id"``) hash into ``id_buckets[name]`` buckets with a fixed
-  key (``pandas.util.hash_array``, stable across processes); bucket 0 is the default ``unknown``;
-- categoricals map through a vocabulary: 0 is the default ``unknown``, 1 an unseen value, 2..
-  the values seen in training;
+  key (``pandas.util.hash_array``, stable across processes); bucket 0 is the id's default
+  (the contract's sentinel, and a missing value);
+- categoricals map through a vocabulary: 0 is the default (the sentinel, or missing), 1 an
+  unseen value, 2.. the values seen in training;
 - numeric features become two dense columns: the standardized value (heavy-tailed unbounded
   features through a signed ``log1p`` first; the default sentinel becomes 0.0) and an
   ``is_default`` indicator, so the sentinel is handled explicitly instead of as a number.
+
+"Is the default" follows :func:`contracts.spec.is_default_value`: numbers compare as floats
+with the default, other values as strings.
 
 Non-finite values pass through unchanged (inf stays inf, NaN stays NaN): the training guard
 must see them and name the feature, and a scorer must not invent a value for them.
@@ -25,13 +32,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from funnelguard.warehouse import FEATURES, FeatureSpec
+from funnelguard.warehouse import FeatureSpec
 from model.errors import FeatureFrameError
 
 __all__ = ["FeatureBatch", "DenseStat", "FeatureEncoder", "HASH_KEY"]
 
 HASH_KEY = "funnelguard-ids0"  # 16 characters: pandas' siphash key
 UNKNOWN, UNSEEN = 0, 1
+MISSING = "unknown"  # how a missing (null) id or category is hashed / looked up
 
 
 class FeatureBatch(NamedTuple):
@@ -56,10 +64,16 @@ class DenseStat:
     """How one numeric feature is standardized: ``(transform(x) - mean) / std``."""
 
     name: str
-    default: float
+    default: float | None
     log: bool
     mean: float
     std: float
+
+    def is_default(self, x: np.ndarray) -> np.ndarray:
+        """Vectorised :func:`contracts.spec.is_default_value` (float equality; no default: none)."""
+        if self.default is None:
+            return np.zeros(x.shape, bool)
+        return x == float(self.default)
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -71,6 +85,20 @@ def _is_heavy_tailed(spec: FeatureSpec) -> bool:
     return spec.low is not None and spec.low >= 0 and spec.high is None
 
 
+def _text_default(spec: FeatureSpec) -> str:
+    return MISSING if spec.default is None else str(spec.default)
+
+
+def spec_to_json(spec: FeatureSpec) -> dict[str, Any]:
+    return {"name": spec.name, "kind": spec.kind, "default": spec.default, "low": spec.low,
+            "high": spec.high, "categories": list(spec.categories)}
+
+
+def spec_from_json(doc: Mapping[str, Any]) -> FeatureSpec:
+    return FeatureSpec(doc["name"], doc["kind"], doc.get("default"), doc.get("low"),
+                       doc.get("high"), tuple(doc.get("categories") or ()))
+
+
 @dataclass(frozen=True)
 class FeatureEncoder:
     """Fitted encoding of the feature columns (see the module docstring).
@@ -79,12 +107,23 @@ class FeatureEncoder:
         id_buckets: hashed buckets per id column (bucket 0 is the default).
         vocabularies: per categorical, the values seen in training (index = position + 2).
         dense: the numeric features' standardization, in column order.
+        features: the feature specs it was fitted with (the contract's), in contract order.
     """
 
     id_buckets: Mapping[str, int]
     vocabularies: Mapping[str, tuple[str, ...]]
     dense: tuple[DenseStat, ...]
+    features: tuple[FeatureSpec, ...] = ()
     _lookup: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The raw feature columns, in the contract's order (``columns`` is the tensor order)."""
+        return tuple(f.name for f in self.features) if self.features else self.columns
+
+    def _default_text(self, name: str) -> str:
+        spec = next((f for f in self.features if f.name == name), None)
+        return MISSING if spec is None else _text_default(spec)
 
     @property
     def id_columns(self) -> tuple[str, ...]:
@@ -112,12 +151,25 @@ class FeatureEncoder:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, id_buckets: Mapping[str, int],
-            features: Sequence[FeatureSpec] = FEATURES) -> FeatureEncoder:
+            features: Sequence[FeatureSpec], *, default_buckets: int = 1000) -> FeatureEncoder:
         """Fit vocabularies and statistics on ``frame`` (the training split).
 
         Statistics use finite, non-default values only, so a burst of NaN or sentinels in the
         training data does not move them.
+
+        Args:
+            frame: rows with every feature column.
+            id_buckets: buckets per id column (``model.id_buckets``).
+            features: the project's feature specs (``Project.feature_specs("offline")``).
+            default_buckets: buckets of an id column ``id_buckets`` does not name.
+
+        Raises:
+            FeatureFrameError: a feature column is missing, or there are no features.
         """
+        features = tuple(features)
+        if not features:
+            raise FeatureFrameError("expected at least one feature spec (role feature, id or "
+                                    "category in the features contract), found none")
         _require(frame, [f.name for f in features])
         vocabularies: dict[str, tuple[str, ...]] = {}
         dense: list[DenseStat] = []
@@ -125,20 +177,21 @@ class FeatureEncoder:
         for spec in features:
             col = frame[spec.name]
             if spec.kind == "id":
-                buckets[spec.name] = int(id_buckets.get(spec.name, 1000))
+                buckets[spec.name] = int(id_buckets.get(spec.name, default_buckets))
             elif spec.kind == "category":
                 seen = col.dropna().astype(str)
-                vocabularies[spec.name] = tuple(sorted(set(seen) - {str(spec.default)}))
+                vocabularies[spec.name] = tuple(sorted(set(seen) - {_text_default(spec), MISSING}))
             else:
-                x = col.to_numpy(dtype=np.float64, na_value=np.nan)
-                keep = np.isfinite(x) & (x != float(spec.default))
-                log = _is_heavy_tailed(spec)
-                v = _signed_log1p(x[keep]) if log else x[keep]
+                x = _numbers(frame, spec.name)
+                default = None if spec.default is None else float(spec.default)
+                stat = DenseStat(spec.name, default, _is_heavy_tailed(spec), 0.0, 1.0)
+                keep = np.isfinite(x) & ~stat.is_default(x)
+                v = _signed_log1p(x[keep]) if stat.log else x[keep]
                 mean = float(v.mean()) if v.size else 0.0
                 std = float(v.std()) if v.size > 1 else 1.0
-                dense.append(DenseStat(spec.name, float(spec.default), log, mean,
+                dense.append(DenseStat(spec.name, default, stat.log, mean,
                                        std if std > 1e-8 else 1.0))
-        return cls(buckets, vocabularies, tuple(dense))
+        return cls(buckets, vocabularies, tuple(dense), features)
 
     def encode(self, frame: pd.DataFrame) -> FeatureBatch:
         """Encode raw feature columns of ``frame`` (any extra columns are ignored).
@@ -147,19 +200,15 @@ class FeatureEncoder:
             FeatureFrameError: a feature column is missing or a numeric one is not numeric.
         """
         _require(frame, self.columns)
-        ids = np.stack([self._hash(frame[c], self.id_buckets[c]) for c in self.id_columns], 1) \
+        ids = np.stack([self._hash(frame[c], self.id_buckets[c], self._default_text(c))
+                        for c in self.id_columns], 1) \
             if self.id_columns else np.zeros((len(frame), 0), np.int64)
         cats = np.stack([self._vocab_index(frame[c], c) for c in self.categorical_columns], 1) \
             if self.categorical_columns else np.zeros((len(frame), 0), np.int64)
         values, flags = [], []
         for stat in self.dense:
-            try:
-                x = frame[stat.name].to_numpy(dtype=np.float64, na_value=np.nan)
-            except (TypeError, ValueError) as exc:
-                raise FeatureFrameError(
-                    f"column {stat.name!r}: expected numbers, found dtype {frame[stat.name].dtype} "
-                    f"({len(frame)} rows)") from exc
-            is_default = x == stat.default
+            x = _numbers(frame, stat.name)
+            is_default = stat.is_default(x)
             v = _signed_log1p(x) if stat.log else x
             z = (v - stat.mean) / stat.std
             values.append(np.where(is_default, 0.0, z))
@@ -170,11 +219,11 @@ class FeatureEncoder:
                             torch.from_numpy(np.ascontiguousarray(cats, dtype=np.int64)),
                             torch.from_numpy(np.ascontiguousarray(dense)))
 
-    def _hash(self, col: pd.Series, buckets: int) -> np.ndarray:
-        values = col.astype(object).where(col.notna(), "unknown").astype(str).to_numpy(object)
+    def _hash(self, col: pd.Series, buckets: int, default: str) -> np.ndarray:
+        values = col.astype(object).where(col.notna(), MISSING).astype(str).to_numpy(object)
         h = pd.util.hash_array(values, hash_key=HASH_KEY, categorize=True)
         out = (1 + (h % np.uint64(max(buckets - 1, 1)))).astype(np.int64)
-        out[values == "unknown"] = 0
+        out[(values == MISSING) | (values == default)] = 0
         return out
 
     def _vocab_index(self, col: pd.Series, name: str) -> np.ndarray:
@@ -182,8 +231,9 @@ class FeatureEncoder:
         if lookup is None:
             lookup = {v: i + 2 for i, v in enumerate(self.vocabularies[name])}
             self._lookup[name] = lookup
-        values = col.astype(object).where(col.notna(), "unknown").astype(str)
-        return values.map(lambda v: lookup.get(v, UNKNOWN if v == "unknown" else UNSEEN)) \
+        default = self._default_text(name)
+        values = col.astype(object).where(col.notna(), MISSING).astype(str)
+        return values.map(lambda v: lookup.get(v, UNKNOWN if v in (MISSING, default) else UNSEEN)) \
             .to_numpy(np.int64)
 
     def to_json(self) -> dict[str, Any]:
@@ -192,13 +242,25 @@ class FeatureEncoder:
             "hash_key": HASH_KEY,
             "vocabularies": {k: list(v) for k, v in self.vocabularies.items()},
             "dense": [vars(d) for d in self.dense],
+            "features": [spec_to_json(f) for f in self.features],
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> FeatureEncoder:
+        """Read ``encoder.json`` (one written before feature specs were saved has none)."""
         return cls(dict(doc["id_buckets"]),
                    {k: tuple(v) for k, v in doc["vocabularies"].items()},
-                   tuple(DenseStat(**d) for d in doc["dense"]))
+                   tuple(DenseStat(**d) for d in doc["dense"]),
+                   tuple(spec_from_json(f) for f in doc.get("features", ())))
+
+
+def _numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
+    try:
+        return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise FeatureFrameError(
+            f"column {name!r}: expected numbers, found dtype {frame[name].dtype} "
+            f"({len(frame)} rows)") from exc
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:

@@ -1,8 +1,11 @@
 """The training job behind ``funnelguard train``: training set, guarded fit, model or bundle.
 
-:func:`run_training` builds the training set as of a date, fits the encoder on the train split,
-trains with the guard, and either publishes the model directory or, when the guard stops the
-run, writes the forensic bundle and the triage. It returns a RunResult (command ``train``,
+:func:`run_training` takes a training set (``model.trainset.build_training_set``), fits the
+encoder on the train split with the project's features, trains the heads the config binds to
+the project's stages with the guard, and either publishes the model directory or, when the
+guard stops the run, writes the forensic bundle (personal columns redacted) and the triage.
+The key and partition columns come from the training set, the features, ranges and defaults
+from the features contract; nothing here names a column. It returns a RunResult (command ``train``,
 partition = the as-of date) with a ``training_guard`` finding (value: the anomaly kind, or
 ``clean``) and, on a stop, a ``triage`` finding (value: the verdict) whose message is the
 three-line summary. It also records ``fg_training_runs`` (and ``fg_models`` on success).
@@ -14,8 +17,9 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,23 +28,89 @@ import torch
 from funnelguard.findings import Finding, Metric, RunResult
 from model.artifacts import build_net, save_model
 from model.batches import tensors_for
-from model.bundle import feature_ranges, scan_inputs, update_bundle, write_bundle
-from model.config import TrainConfig
+from model.bundle import (
+    FeatureRange,
+    Redactor,
+    feature_ranges,
+    scan_inputs,
+    update_bundle,
+    write_bundle,
+)
+from model.config import TrainConfig, bind_config
 from model.encoding import FeatureEncoder
-from model.errors import TrainingAnomaly
+from model.errors import FeatureFrameError, TrainingAnomaly
 from model.intercepts import refit_intercepts
 from model.state import latest_checkpoint, read_checkpoint
 from model.training import StepStats, Trainer
 from model.triage import TriageResult, triage
 
-__all__ = ["run_training", "fingerprint_of", "summary_lines"]
+if TYPE_CHECKING:
+    from funnelguard.project import Project
+    from funnelguard.warehouse import FeatureSpec
+
+__all__ = ["run_training", "fingerprint_of", "summary_lines", "Catalogue", "catalogue_of"]
 
 
-def fingerprint_of(config: TrainConfig, frame: pd.DataFrame, as_of: str) -> str:
-    """Config + as-of + the training rows' ids: a checkpoint resumes only the same run."""
+@dataclass(frozen=True)
+class Catalogue:
+    """What the job needs to know about the data, from the project (or the training set).
+
+    Attributes:
+        features: the model's feature specs (kind, default, range, categories).
+        ranges: the features' legitimate values, for the bundle's input scan.
+        source: where the ranges came from (shown in the bundle).
+        pii: personal columns, redacted in the bundle.
+        key: the key column of the training rows.
+        keep: columns the bundle's batch shows beside the features (key, partition).
+    """
+
+    features: tuple[FeatureSpec, ...]
+    ranges: tuple[FeatureRange, ...]
+    source: str
+    pii: frozenset[str]
+    key: str
+    keep: tuple[str, ...]
+
+
+def catalogue_of(training_set: Any, project: Project | None = None) -> Catalogue:
+    """The features, ranges, personal columns and key of a training set.
+
+    With a project, everything comes from its contracts (the key and partition column names
+    from the training set when it carries them). Without one (synthetic sets in tests), from
+    the set's own ``features``, ``pii``, ``key`` and ``partition``.
+
+    Raises:
+        FeatureFrameError: neither the project nor the set names the features or the key.
+    """
+    key = getattr(training_set, "key", None)
+    partition = getattr(training_set, "partition", None)
+    if project is not None:
+        features = tuple(project.feature_specs("offline"))
+        ranges, source = feature_ranges(project.features)
+        pii = {f.name for c in project.contracts.values() for f in c.fields if f.pii}
+        key = key or project.key_column
+        partition = partition or project.features.partition_column
+    else:  # a synthetic set carries specs; a built TrainingSet only names its columns
+        features = tuple(f for f in getattr(training_set, "features", None) or ()
+                         if hasattr(f, "kind"))
+        pii = set(getattr(training_set, "pii", None) or ())
+        ranges, source = feature_ranges(features, pii)
+    if not features or not key:
+        raise FeatureFrameError(
+            "training: expected the model's features and the key column (from the project's "
+            f"contracts, or the training set's `features` and `key`), found features "
+            f"{[f.name for f in features]} and key {key!r}")
+    pii |= {r.name for r in ranges if r.pii}
+    return Catalogue(features, tuple(ranges), source, frozenset(pii), key,
+                     tuple(c for c in (key, partition) if c))
+
+
+def fingerprint_of(config: TrainConfig, frame: pd.DataFrame, as_of: str,
+                   key: str) -> str:
+    """Config + as-of + the training rows' keys: a checkpoint resumes only the same run."""
     h = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
     h.update(as_of.encode())
-    ids = pd.util.hash_array(frame["impression_id"].astype(str).to_numpy(object))
+    ids = pd.util.hash_array(frame[key].astype(str).to_numpy(object))
     h.update(np.ascontiguousarray(ids).tobytes())
     return h.hexdigest()[:16]
 
@@ -92,12 +162,13 @@ def _record(store_url: str | None, *, as_of: str, status: str, out: Path, config
             row.path, row.training_run_id, row.metrics = str(out), run.id, metrics or {}
 
 
-def _holdout_losses(trainer: Trainer, frame: pd.DataFrame, encoder: FeatureEncoder) -> dict[str, float]:
+def _holdout_losses(trainer: Trainer, frame: pd.DataFrame, encoder: FeatureEncoder,
+                    keep: tuple[str, ...]) -> dict[str, float]:
     from model.losses import task_losses
 
     if frame.empty:
         return {}
-    data = tensors_for(frame, encoder, trainer.tasks)
+    data = tensors_for(frame, encoder, trainer.tasks, keep=keep)
     trainer.net.eval()
     with torch.no_grad():
         logits = trainer.net(data.features)
@@ -106,19 +177,26 @@ def _holdout_losses(trainer: Trainer, frame: pd.DataFrame, encoder: FeatureEncod
 
 
 def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
-                 store_url: str | None = None,
+                 project: Project | None = None, store_url: str | None = None,
                  on_step: Callable[[StepStats], None] | None = None) -> RunResult:
     """Train on a TrainingSet, writing the model directory or a forensic bundle under ``out``.
 
     Args:
         training_set: a ``model.trainset.TrainingSet`` (or anything with ``frame``, ``as_of``,
-            ``description`` and ``downsample_rate``).
+            ``tasks``, ``description`` and ``downsample_rate``; without a project also
+            ``features`` and ``key``, as ``model.synthetic`` sets have).
         out: the model directory; also holds checkpoints, TensorBoard events and forensics.
-        config: the training config.
+        config: the training config; its ``model.tasks`` are bound to the set's stages.
+        project: the project whose contracts name the features, ranges and personal columns.
         store_url: results store for ``fg_training_runs`` / ``fg_models`` (None: not recorded).
         on_step: called after every step (progress reporting).
+
+    Raises:
+        ConfigError: the config names a stage, task or id column the data does not have.
     """
     out = Path(out)
+    catalogue = catalogue_of(training_set, project)
+    config = bind_config(config, tuple(training_set.tasks), catalogue.features)
     out.mkdir(parents=True, exist_ok=True)
     as_of = str(training_set.as_of)
     tasks = tuple(config.model.tasks)
@@ -126,12 +204,13 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
     train = frame.loc[frame["split"] == "train"].reset_index(drop=True)
     holdout = frame.loc[frame["split"] == "holdout"].reset_index(drop=True)
     torch.manual_seed(config.run.seed)
-    encoder = FeatureEncoder.fit(train, config.model.id_buckets)
-    data = tensors_for(train, encoder, tasks)
+    encoder = FeatureEncoder.fit(train, config.model.id_buckets, catalogue.features,
+                                 default_buckets=config.model.default_id_buckets)
+    data = tensors_for(train, encoder, tasks, keep=catalogue.keep)
     base_rates = data.base_rates()
     net = build_net(config, encoder, base_rates)
     trainer = Trainer(net, data, config, out_dir=out, on_step=on_step)
-    fingerprint = fingerprint_of(config, train, as_of)
+    fingerprint = fingerprint_of(config, train, as_of, catalogue.key)
     trainer.fingerprint = {"fingerprint": fingerprint, "as_of": as_of}
     pointer = latest_checkpoint(out)
     if pointer and pointer.get("fingerprint") == fingerprint:
@@ -142,15 +221,16 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
     try:
         result = trainer.run()
     except TrainingAnomaly as exc:
-        return _stopped(trainer, exc, out, config, as_of, store_url, common)
+        return _stopped(trainer, exc, out, config, as_of, store_url, common, catalogue)
     shifts = refit_intercepts(net, data) if config.run.refit_intercepts else {}
-    holdout_losses = _holdout_losses(trainer, holdout, encoder)
+    holdout_losses = _holdout_losses(trainer, holdout, encoder, catalogue.keep)
     version = f"funnel-{as_of}-{fingerprint[:8]}"
     save_model(out, net, encoder, config, base_rates=base_rates,
                description=dict(training_set.description), as_of=as_of, version=version,
                downsample_rate=training_set.downsample_rate,
                extra={"steps": result.steps, "holdout_loss": holdout_losses,
                       "intercept_shift": shifts,
+                      "project": project.name if project is not None else None,
                       "train_loss": result.final_losses, "resumed_from": result.resumed_from})
     _record(store_url, as_of=as_of, status="pass", out=out, config=config, steps=result.steps,
             summary={"train_loss": result.final_losses, "holdout_loss": holdout_losses},
@@ -167,12 +247,15 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
 
 
 def _stopped(trainer: Trainer, exc: TrainingAnomaly, out: Path, config: TrainConfig, as_of: str,
-             store_url: str | None, common: dict[str, Any]) -> RunResult:
+             store_url: str | None, common: dict[str, Any], catalogue: Catalogue) -> RunResult:
     anomaly = exc.anomaly
     rows = trainer.plan.rows_for(anomaly.step)
     raw = trainer.data.raw.iloc[rows.numpy()]
-    ranges, source = feature_ranges()
+    ranges = catalogue.ranges
+    redactor = Redactor(catalogue.pii, {r.name: r for r in ranges})
+    # The triage reads the raw values; only what is written or reported is redacted.
     scan = scan_inputs(raw, ranges)
+    shown_scan = scan_inputs(raw, ranges, key=catalogue.key, redactor=redactor)
     state = trainer.snapshots.before(anomaly.step, config.run.replay_steps)
     folder = out / "forensics" / f"step-{anomaly.step:07d}"
     history = {"loss": {t: list(h) for t, h in trainer.loss_history.items()},
@@ -182,8 +265,9 @@ def _stopped(trainer: Trainer, exc: TrainingAnomaly, out: Path, config: TrainCon
              "torch_rng_state": "replay_state.pt (rng)"}
     bundle = write_bundle(folder, anomaly=anomaly, exception=type(exc).__name__, raw_batch=raw,
                           state=state, history=history, config=config.to_dict(), seeds=seeds,
-                          scan=scan, scan_source=source,
-                          context={"as_of": as_of, "precision": trainer.precision})
+                          scan=shown_scan, scan_source=catalogue.source,
+                          context={"as_of": as_of, "precision": trainer.precision},
+                          key=catalogue.key, redactor=redactor)
     verdict, triage_error = None, None
     if config.run.triage:
         try:
@@ -197,7 +281,8 @@ def _stopped(trainer: Trainer, exc: TrainingAnomaly, out: Path, config: TrainCon
     findings = [Finding("training_guard", False, "error", task=task, value=anomaly.kind,
                         threshold=anomaly.threshold, count=anomaly.step,
                         message=f"{type(exc).__name__}: {anomaly.message}",
-                        examples=tuple(raw["impression_id"].astype(str).head(3)))]
+                        examples=tuple(redactor.values(catalogue.key, raw[catalogue.key])
+                                       .astype(str).head(3)))]
     if verdict is not None:
         findings.append(Finding(
             "triage", False, "error", feature=verdict.features[0] if verdict.features else None,

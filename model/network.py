@@ -50,7 +50,8 @@ class FunnelNet(nn.Module):
     """Embeddings + dense projection -> shared bottom or MMoE -> one head per task.
 
     Args:
-        config: the model section of the training config.
+        config: the model section of the training config; its ``tasks`` are the heads (a
+            config not bound to a project names none: the tasks of ``base_rates``, in order).
         id_buckets: rows of each hashed id table.
         vocab_sizes: rows of each categorical table.
         dense_width: ``F`` dense input columns.
@@ -65,7 +66,12 @@ class FunnelNet(nn.Module):
                  vocab_sizes: Mapping[str, int], dense_width: int,
                  base_rates: Mapping[str, float], sparse: bool = True) -> None:
         super().__init__()
-        self.tasks = tuple(config.tasks)
+        self.tasks = tuple(config.tasks) or tuple(base_rates)
+        if not self.tasks:
+            from model.errors import ConfigError
+
+            raise ConfigError("model.tasks: expected the stages to train (bind the config to a "
+                              "project, or pass base rates per task), found none")
         self.esmm = config.esmm
         dim = config.embedding_dim
         self.id_embeddings = EmbeddingTables(id_buckets, dim, sparse, config.id_dropout)

@@ -2,10 +2,14 @@
 
 Torch runs on one thread here: the CPU is shared and small ops on two contended threads are
 several times slower than on one. Training sets are TrainingSet-shaped synthetic frames
-(``model.synthetic``) unless a test needs the simulated warehouse (``warehouse`` fixture).
+(``model.synthetic``) unless a test needs the simulated warehouse (``warehouse`` fixture) or the
+second project (``marketplace``, tests/byow). ``TINY`` sizes the packaged demo's ids;
+``TINY_ANY`` is the same config for any project (every id gets ``default_id_buckets``).
 """
 
 from __future__ import annotations
+
+import functools
 
 import pytest
 
@@ -16,6 +20,21 @@ TINY = {
     "run": {"progress": False, "tensorboard": False, "checkpoint_every": 0},
     "guard": {"probe_every": 5},
 }
+TINY_ANY = {**TINY, "model": {k: v for k, v in TINY["model"].items() if k != "id_buckets"}
+            | {"default_id_buckets": 100}}
+
+
+@functools.cache
+def demo_project():
+    """The packaged demo project (its contracts name the synthetic sets' features)."""
+    from funnelguard.project import PACKAGED_PROJECT, load_project
+
+    return load_project(PACKAGED_PROJECT)
+
+
+def demo_features():
+    """The packaged demo's model features (``Project.feature_specs("offline")``)."""
+    return demo_project().feature_specs("offline")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -28,14 +47,20 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def tiny_config(**sections):
-    """The tiny config with some sections' fields changed."""
-    from model.config import config_from_dict
+def tiny_config(*, project=None, **sections):
+    """The tiny config with some sections' fields changed, bound to a project's stages.
 
-    merged = {k: dict(v) for k, v in TINY.items()}
+    Args:
+        project: the project (None: the packaged demo, with ``TINY``'s id buckets).
+    """
+    from model.config import bind_config, config_from_dict
+
+    base = TINY if project is None else TINY_ANY
+    merged = {k: dict(v) for k, v in base.items()}
     for name, changes in sections.items():
         merged.setdefault(name, {}).update(changes)
-    return config_from_dict(merged)
+    project = project or demo_project()
+    return bind_config(config_from_dict(merged), project.tasks, project.feature_specs("offline"))
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from tests.model.conftest import tiny_config
 
 def _saved(tmp_path, synth, rate=None, **model):
     cfg = tiny_config(model=model)
-    enc = FeatureEncoder.fit(synth.frame, cfg.model.id_buckets)
+    enc = FeatureEncoder.fit(synth.frame, cfg.model.id_buckets, synth.features)
     torch.manual_seed(0)
     net = build_net(cfg, enc, {"click": 0.05, "application": 0.02, "conversion": 0.005,
                                "approval": 0.003})

@@ -7,6 +7,8 @@ these guard against: a model whose mean prediction was whatever Adam's last nois
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -55,7 +57,7 @@ def test_lr_schedule_is_a_pure_function_of_the_step(synth):
     from model.training import Trainer
 
     train = synth.frame[synth.frame["split"] == "train"]
-    enc = FeatureEncoder.fit(train, tiny_config().model.id_buckets)
+    enc = FeatureEncoder.fit(train, tiny_config().model.id_buckets, synth.features)
     data = tensors_for(train, enc, tiny_config().model.tasks)
     for schedule, half in (("linear", 0.5), ("cosine", 0.5), ("constant", 1.0)):
         cfg = tiny_config(optim={"lr_schedule": schedule, "max_steps": 10})
@@ -79,7 +81,7 @@ def test_labels_under_a_false_mask_change_nothing(tmp_path, synth):
     frame = synth.frame.copy()
     for t in synth.tasks:
         frame.loc[~frame[f"mask_{t}"], f"label_{t}"] = 1.0
-    leaked = type(synth)(frame, synth.as_of, synth.tasks, None, dict(synth.description))
+    leaked = dataclasses.replace(synth, frame=frame)
     a = _train(tmp_path / "a", synth)
     b = _train(tmp_path / "b", leaked)
     assert a.manifest["base_rates"] == b.manifest["base_rates"]

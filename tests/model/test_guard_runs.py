@@ -57,8 +57,9 @@ def test_injected_inf_stops_at_the_bad_batch_with_verdict_data(tmp_path, synth):
     assert bundle["exception"] == "NonFiniteLoss" and bundle["step"] == first_bad
     assert bundle["module"] == "dense_arch.linear"
     scan = bundle["input_scan"]["features"]["credit_utilization"]
-    assert scan["non_finite"] == 1 and scan["impression_ids"][0] in set(frame.loc[bad_rows, "impression_id"])
-    assert set(scan["impression_ids"]) <= set(bundle["batch"]["impression_ids"])
+    assert scan["non_finite"] == 1 and scan["keys"][0] in set(frame.loc[bad_rows, "impression_id"])
+    assert bundle["batch"]["key_column"] == "impression_id"
+    assert set(scan["keys"]) <= set(bundle["batch"]["keys"])
     assert bundle["triage"]["verdict"] == "data"
     assert "BinaryCrossEntropyWithLogitsBackward0" in bundle["triage"]["evidence"]["anomaly_ops"]
     assert bundle["replay_state"]["step"] <= first_bad <= bundle["replay_state"]["step"] + 16
@@ -126,7 +127,7 @@ def test_non_finite_parameter_refuses_the_checkpoint(tmp_path, synth):
     from model.training import Trainer
 
     cfg = tiny_config()
-    enc = FeatureEncoder.fit(synth.frame, cfg.model.id_buckets)
+    enc = FeatureEncoder.fit(synth.frame, cfg.model.id_buckets, synth.features)
     data = tensors_for(synth.frame, enc, synth.tasks)
     trainer = Trainer(build_net(cfg, enc, data.base_rates()), data, cfg, out_dir=tmp_path)
     with torch.no_grad():

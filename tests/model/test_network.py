@@ -16,7 +16,7 @@ from model.config import TrainConfig
 from model.encoding import FeatureEncoder
 from model.losses import TaskWeighting, masked_bce
 from model.network import chain_logits, log1mexp
-from tests.model.conftest import tiny_config
+from tests.model.conftest import demo_features, tiny_config
 
 BASE = {"click": 0.04, "application": 0.01, "conversion": 0.004, "approval": 0.002}
 
@@ -24,7 +24,7 @@ BASE = {"click": 0.04, "application": 0.01, "conversion": 0.004, "approval": 0.0
 @pytest.fixture(scope="module")
 def encoded(synth):
     train = synth.frame[synth.frame["split"] == "train"]
-    enc = FeatureEncoder.fit(train, tiny_config().model.id_buckets)
+    enc = FeatureEncoder.fit(train, tiny_config().model.id_buckets, synth.features)
     return enc, tensors_for(train.head(64), enc, synth.tasks)
 
 
@@ -110,7 +110,8 @@ def test_encoder_golden_values_defaults_and_non_finite_pass_through():
         "merchant_approval_rate_90d": [0.5] * 4, "approval_odds": [0.1, 0.2, 0.3, 0.4],
         "hour_of_day": [1, 2, 3, 4], "device_type": ["ios", "web", "android", "ios"],
         "position": [1, 2, 3, 4]})
-    enc = FeatureEncoder.fit(frame.head(3), {"user_id": 1000, "item_id": 10, "merchant_id": 10})
+    enc = FeatureEncoder.fit(frame.head(3), {"user_id": 1000, "item_id": 10, "merchant_id": 10},
+                            demo_features())
     batch = enc.encode(frame)
     # Stable hashing (fixed siphash key): the same buckets in every process; default -> 0.
     assert batch.ids[:, 0].tolist() == [491, 954, 0, 0]
@@ -132,7 +133,7 @@ def test_encoder_golden_values_defaults_and_non_finite_pass_through():
 def test_encoder_names_missing_columns(synth):
     from model.errors import FeatureFrameError
 
-    enc = FeatureEncoder.fit(synth.frame, TrainConfig().model.id_buckets)
+    enc = FeatureEncoder.fit(synth.frame, TrainConfig().model.id_buckets, synth.features)
     with pytest.raises(FeatureFrameError, match=r"expected feature columns \['approval_odds'\]"):
         enc.encode(synth.frame.drop(columns=["approval_odds"]))
 

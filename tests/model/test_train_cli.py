@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from tests.model.conftest import TINY
+from tests.model.conftest import TINY, demo_project
 
 AS_OF = "2026-10-25"
 NAN_BURST = "nan_burst:feature=credit_utilization,share=0.02"
@@ -50,10 +50,10 @@ def test_clean_warehouse_trains_and_publishes(warehouse, run_cli, tmp_path, conf
     model = load_model(out)
     assert model.manifest["as_of"] == AS_OF and model.manifest["steps"] == 12
     assert json.loads((out / "training_set.json").read_text())["as_of"] == AS_OF
-    from funnelguard.warehouse import connect, read_partition
+    from funnelguard.warehouse import connect
 
-    frame = read_partition(connect(warehouse(per_day=2000)), "offline_features",
-                           dt.date(2026, 10, 20))
+    frame = demo_project().read(connect(warehouse(per_day=2000)), "features", "offline",
+                                    dt.date(2026, 10, 20))
     scores = model.predict(frame)
     assert all(np.isfinite(v).all() and v.shape == (len(frame),) for v in scores.values())
     runs = _rows(store_url, "fg_training_runs")
@@ -76,7 +76,7 @@ def test_nan_burst_stops_within_one_step_with_verdict_data(warehouse, run_cli, t
     from model.batches import BatchPlan
     from model.trainset import build_training_set
 
-    ts = build_training_set(connect(url), dt.date.fromisoformat(AS_OF), seed=0)
+    ts = build_training_set(demo_project(), connect(url), dt.date.fromisoformat(AS_OF), seed=0)
     train = ts.frame[ts.frame["split"] == "train"].reset_index(drop=True)
     bad = set(np.flatnonzero(~np.isfinite(train["credit_utilization"].to_numpy(float))))
     assert bad, "the fault must reach the training split"
