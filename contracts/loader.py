@@ -32,7 +32,13 @@ __all__ = ["PACKAGED", "SUPPORTED_TYPES", "resolve_contract_path", "load_contrac
 
 HERE = Path(__file__).resolve().parent
 # The packaged demo project's contracts, loadable by name (``load_contract("labels")``).
-PACKAGED = tuple(sorted(p.stem for p in HERE.glob("*.yaml") if p.stem != "funnelguard"))
+def _packaged_names() -> tuple[str, ...]:
+    """The contracts the packaged project file names (its other YAML files are not contracts)."""
+    doc = yaml.safe_load((HERE / "funnelguard.yaml").read_text(encoding="utf-8"))
+    return tuple(sorted(Path(rel).stem for rel in doc["contracts"].values()))
+
+
+PACKAGED = _packaged_names()
 SUPPORTED_TYPES = ("integer", "number", "string", "boolean", "date", "timestamp")
 _HOURS_PER_UNIT = {"h": 1.0, "hour": 1.0, "hours": 1.0, "d": 24.0, "day": 24.0, "days": 24.0}
 _PY_TYPES = {"integer": (int,), "number": (int, float), "string": (str,), "boolean": (bool,)}
