@@ -23,6 +23,8 @@ PACKAGED_NAMES = {
     "ranking_features", "device_type", "item_type", "approval_odds", "user_id",
     "click", "application", "conversion", "approval", "model_version",
 }
+# The replay's documented metric names (score_logged_mad ...) are not column names.
+EXEMPT_PIECES = {("model/evaluation/commands.py", "score_")}
 # Pieces of f-strings that build packaged column names (score_{task}, {task}_ts, {task}_loaded_at).
 PACKAGED_PIECES = {"score_", "_ts", "_loaded_at"}
 
@@ -45,7 +47,8 @@ def _hits(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr):
             for piece in node.values:
-                if isinstance(piece, ast.Constant) and piece.value in PACKAGED_PIECES:
+                if (isinstance(piece, ast.Constant) and piece.value in PACKAGED_PIECES
+                        and (rel, piece.value) not in EXEMPT_PIECES):
                     hits.append(f"{rel}:{node.lineno}: f-string piece {piece.value!r}")
         elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
               and id(node) not in docs and node.value in PACKAGED_NAMES
