@@ -1,10 +1,13 @@
-"""Nightly training of the funnel ranking model on the previous UTC day.
+"""Nightly training of a funnelguard project's funnel ranking model on the previous UTC day.
 
 The partition is the UTC day before the run's logical date (Airflow 3's daily timetable has a
 zero-width data interval, so it is derived explicitly), or the `partition` param; the model is
-trained as of the day after it (`--as-of partition + 1`). Steps: wait until the partition's
-offline and online snapshot checks are stored with no error-severity failure (read from the
-results store, connection `funnelguard_store`); run the label-maturity gate; train under the
+trained as of the day after it (`as_of = partition + 1`). The project is the `project` param
+(a `funnelguard.yaml` or its folder), else `$FUNNELGUARD_PROJECT`, else `./funnelguard.yaml`,
+else the packaged demo project: its contracts name the tables, the features and the funnel
+stages (the model's heads). Steps: wait until the partition's offline and online snapshot
+checks are stored with no error-severity failure (read from the results store: connection
+`funnelguard_store`, else the project's `store:`); run the label-maturity gate; train under the
 guard (the job builds the delay-aware training set, masks immature labels, stops on an anomaly
 and triages it); evaluate the candidate against the champion; publish the model directory and
 record it in the store as the new champion. Alerts queued by any step are flushed to Slack
@@ -30,6 +33,11 @@ def notify_slack_of_failure(context) -> None:
     SlackWebhookNotifier(slack_webhook_conn_id="funnelguard_slack", text=FAILURE_TEXT)(context)
 
 
+def project_param() -> str | None:
+    """The run's ``project`` param (None: the environment's or the packaged project)."""
+    return get_current_context()["params"].get("project")
+
+
 @dag(
     dag_id="funnelguard_nightly_training",
     schedule="30 2 * * *",
@@ -40,13 +48,19 @@ def notify_slack_of_failure(context) -> None:
     doc_md=__doc__,
     params={
         "partition": Param(None, type=["null", "string"], format="date",
-                           description="partition (ds) to train through, YYYY-MM-DD; "
+                           description="partition to train through, YYYY-MM-DD; "
                                        "default: the UTC day before the run"),
+        "project": Param(None, type=["null", "string"],
+                         description="project file (funnelguard.yaml) or its folder; default: "
+                                     "$FUNNELGUARD_PROJECT, else ./funnelguard.yaml, else the "
+                                     "packaged demo project"),
         "train_config": Param(None, type=["null", "string"],
-                              description="training config file (default: the packaged one)"),
+                              description="training config file (default: the project's "
+                                          "defaults.model_config, else the packaged one)"),
         "evaluate_thresholds": Param(None, type=["null", "string"],
                                      description="evaluation floors and tolerances file "
-                                                 "(default: the packaged ones)"),
+                                                 "(default: the project's defaults.thresholds, "
+                                                 "else the packaged ones)"),
         "wait_for_snapshot_checks": Param(
             True, type="boolean",
             description="hold training until the partition's snapshot checks are stored and "
@@ -77,14 +91,14 @@ def funnelguard_nightly_training():
         if not get_current_context()["params"]["wait_for_snapshot_checks"]:
             print("not waiting for the snapshot checks: wait_for_snapshot_checks is off")
             return PokeReturnValue(is_done=True, xcom_value={"partition": partition, "waited": False})
-        done, summary = snapshot_checks_ready(partition)
+        done, summary = snapshot_checks_ready(partition, project_param())
         return PokeReturnValue(is_done=done, xcom_value=summary)
 
     @task
     def label_gate(partition: str) -> dict:
         from funnelguard.orchestration.jobs import label_gate
 
-        return label_gate(partition)
+        return label_gate(partition, project_param())
 
     @task(execution_timeout=dt.timedelta(hours=3))
     def train(partition: str) -> dict:
@@ -92,26 +106,27 @@ def funnelguard_nightly_training():
 
         context = get_current_context()
         return train_candidate(partition, context["params"]["train_config"],
-                               run_id=context["run_id"])
+                               run_id=context["run_id"], project=project_param())
 
     @task
     def evaluate(partition: str, candidate: dict) -> dict:
         from funnelguard.orchestration.jobs import evaluate_candidate
 
-        thresholds = get_current_context()["params"]["evaluate_thresholds"]
-        return evaluate_candidate(partition, candidate, thresholds=thresholds)
+        params = get_current_context()["params"]
+        return evaluate_candidate(partition, candidate, thresholds=params["evaluate_thresholds"],
+                                  project=project_param())
 
     @task
     def publish(partition: str, candidate: dict, evaluation: dict) -> dict:
         from funnelguard.orchestration.jobs import publish_candidate
 
-        return publish_candidate(partition, candidate, evaluation)
+        return publish_candidate(partition, candidate, evaluation, project_param())
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def send_alerts() -> dict:
         from funnelguard.orchestration.jobs import flush_alerts
 
-        return flush_alerts()
+        return flush_alerts(project_param())
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
     def training_failed() -> None:

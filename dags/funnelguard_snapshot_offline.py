@@ -1,14 +1,17 @@
-"""Snapshot checks of the **offline** feature partition (`offline_features`).
+"""Snapshot checks of the **offline** feature partition of a funnelguard project.
 
 Runs when the batch feature pipeline updates the asset `funnelguard://warehouse/offline_features`
 with `extra={"partition": "YYYY-MM-DD"}` (a manual run takes the `partition` param instead).
-For each partition named: validation of the offline features against the `ranking_features`
-contract and of the impressions against the `impressions` contract. (Drift, default-value rate,
-replay skew, freshness and volume compare offline with online, so the online snapshot DAG runs
-them once both sides of the partition have landed.) Every result goes to the results store
-(connection `funnelguard_store`); queued alerts are flushed to Slack (`funnelguard_slack`) even
-when a check fails. A failed check fails its task without retry and the run goes red; only environment
-failures (database unreachable) are retried.
+The project is the `project` param (a `funnelguard.yaml` or its folder), else
+`$FUNNELGUARD_PROJECT`, else `./funnelguard.yaml`, else the packaged demo project; the
+warehouse is the connection `funnelguard_warehouse`, else the project's `warehouse:`. For each
+partition named: validation of the offline table of the project's features contract and of its
+impressions contract's table. (Drift, default-value rate, replay skew, freshness and volume
+compare offline with online, so the online snapshot DAG runs them once both sides of the
+partition have landed.) Every result goes to the results store (connection
+`funnelguard_store`, else the project's `store:`); queued alerts are flushed to Slack
+(`funnelguard_slack`) even when a check fails. A failed check fails its task without retry and
+the run goes red; only environment failures (database unreachable) are retried.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ def notify_slack_of_failure(context) -> None:
     SlackWebhookNotifier(slack_webhook_conn_id="funnelguard_slack", text=FAILURE_TEXT)(context)
 
 
+def project_param() -> str | None:
+    """The run's ``project`` param (None: the environment's or the packaged project)."""
+    return get_current_context()["params"].get("project")
+
+
 @dag(
     dag_id="funnelguard_snapshot_offline",
     schedule=OFFLINE_FEATURES,
@@ -41,8 +49,14 @@ def notify_slack_of_failure(context) -> None:
     max_active_runs=1,
     tags=["funnelguard", "snapshot", "offline"],
     doc_md=__doc__,
-    params={"partition": Param(None, type=["null", "string"], format="date",
-                               description="partition (ds) for a manual run, YYYY-MM-DD")},
+    params={
+        "partition": Param(None, type=["null", "string"], format="date",
+                           description="partition for a manual run, YYYY-MM-DD"),
+        "project": Param(None, type=["null", "string"],
+                         description="project file (funnelguard.yaml) or its folder; default: "
+                                     "$FUNNELGUARD_PROJECT, else ./funnelguard.yaml, else the "
+                                     "packaged demo project"),
+    },
     default_args={
         "owner": "ml-platform",
         "retries": 2,
@@ -64,25 +78,25 @@ def funnelguard_snapshot_offline():
     def validate_features(partition: str) -> dict:
         from funnelguard.orchestration.jobs import snapshot_check
 
-        return snapshot_check("validate_features", ENVIRONMENT, partition)
+        return snapshot_check("validate_features", ENVIRONMENT, partition, project_param())
 
     @task
     def validate_impressions(partition: str) -> dict:
         from funnelguard.orchestration.jobs import snapshot_check
 
-        return snapshot_check("validate_impressions", ENVIRONMENT, partition)
+        return snapshot_check("validate_impressions", ENVIRONMENT, partition, project_param())
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def record_snapshot(partitions: list[str]) -> dict:
         from funnelguard.orchestration.jobs import record_snapshot
 
-        return record_snapshot(ENVIRONMENT, partitions)
+        return record_snapshot(ENVIRONMENT, partitions, project_param())
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def send_alerts() -> dict:
         from funnelguard.orchestration.jobs import flush_alerts
 
-        return flush_alerts()
+        return flush_alerts(project_param())
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
     def checks_failed() -> None:

@@ -1,15 +1,18 @@
-"""Snapshot checks of the **online** serving partition (`serving_log`).
+"""Snapshot checks of the **online** (served) feature partition of a funnelguard project.
 
 Runs when both the serving-log export (`funnelguard://warehouse/serving_log`) and the batch
 feature pipeline (`funnelguard://warehouse/offline_features`) have updated their assets with
 `extra={"partition": "YYYY-MM-DD"}` — the replay-skew join needs both sides of the partition (a
-manual run takes the `partition` param instead). For each partition named: contract
-validation of the served features, drift online vs offline and against the trailing reference
-window with the default-value rate per segment, replay skew (serving_log joined to
-offline_features on impression_id), and freshness and volume. Every result goes to the
-results store (connection `funnelguard_store`); queued alerts are flushed to Slack
-(`funnelguard_slack`) even when a check fails. A failed check fails its task without retry and the run goes red; only environment
-failures (database unreachable) are retried.
+manual run takes the `partition` param instead). The project is the `project` param (a
+`funnelguard.yaml` or its folder), else `$FUNNELGUARD_PROJECT`, else `./funnelguard.yaml`, else
+the packaged demo project; the warehouse is the connection `funnelguard_warehouse`, else the
+project's `warehouse:`. For each partition named: validation of the online table of the
+project's features contract, drift online vs offline and against the trailing reference
+window with the default-value rate per segment, replay skew (online joined to offline on the
+contract's key), and freshness and volume. Every result goes to the results store
+(connection `funnelguard_store`, else the project's `store:`); queued alerts are flushed to
+Slack (`funnelguard_slack`) even when a check fails. A failed check fails its task without
+retry and the run goes red; only environment failures (database unreachable) are retried.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ def notify_slack_of_failure(context) -> None:
     SlackWebhookNotifier(slack_webhook_conn_id="funnelguard_slack", text=FAILURE_TEXT)(context)
 
 
+def project_param() -> str | None:
+    """The run's ``project`` param (None: the environment's or the packaged project)."""
+    return get_current_context()["params"].get("project")
+
+
 @dag(
     dag_id="funnelguard_snapshot_online",
     schedule=(SERVING_LOG & OFFLINE_FEATURES),
@@ -44,8 +52,14 @@ def notify_slack_of_failure(context) -> None:
     max_active_runs=1,
     tags=["funnelguard", "snapshot", "online"],
     doc_md=__doc__,
-    params={"partition": Param(None, type=["null", "string"], format="date",
-                               description="partition (ds) for a manual run, YYYY-MM-DD")},
+    params={
+        "partition": Param(None, type=["null", "string"], format="date",
+                           description="partition for a manual run, YYYY-MM-DD"),
+        "project": Param(None, type=["null", "string"],
+                         description="project file (funnelguard.yaml) or its folder; default: "
+                                     "$FUNNELGUARD_PROJECT, else ./funnelguard.yaml, else the "
+                                     "packaged demo project"),
+    },
     default_args={
         "owner": "ml-platform",
         "retries": 2,
@@ -67,37 +81,37 @@ def funnelguard_snapshot_online():
     def validate_features(partition: str) -> dict:
         from funnelguard.orchestration.jobs import snapshot_check
 
-        return snapshot_check("validate_features", ENVIRONMENT, partition)
+        return snapshot_check("validate_features", ENVIRONMENT, partition, project_param())
 
     @task
     def drift(partition: str) -> dict:
         from funnelguard.orchestration.jobs import snapshot_check
 
-        return snapshot_check("drift", ENVIRONMENT, partition)
+        return snapshot_check("drift", ENVIRONMENT, partition, project_param())
 
     @task
     def skew(partition: str) -> dict:
         from funnelguard.orchestration.jobs import snapshot_check
 
-        return snapshot_check("skew", ENVIRONMENT, partition)
+        return snapshot_check("skew", ENVIRONMENT, partition, project_param())
 
     @task
     def freshness(partition: str) -> dict:
         from funnelguard.orchestration.jobs import snapshot_check
 
-        return snapshot_check("freshness", ENVIRONMENT, partition)
+        return snapshot_check("freshness", ENVIRONMENT, partition, project_param())
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def record_snapshot(partitions: list[str]) -> dict:
         from funnelguard.orchestration.jobs import record_snapshot
 
-        return record_snapshot(ENVIRONMENT, partitions)
+        return record_snapshot(ENVIRONMENT, partitions, project_param())
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def send_alerts() -> dict:
         from funnelguard.orchestration.jobs import flush_alerts
 
-        return flush_alerts()
+        return flush_alerts(project_param())
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
     def checks_failed() -> None:

@@ -19,22 +19,44 @@ from funnelguard.orchestration.readiness import SNAPSHOT_COMMANDS
 __all__ = ["warehouse_lines", "print_warehouse", "summary_lines", "print_summary"]
 
 SHOWN = 3  # failing findings shown per run; the reports have them all
-_TABLES = ("impressions", "offline_features", "serving_log", "labels", "oracle")
 
 
-def warehouse_lines(url: str) -> list[str]:
-    """Row counts, partition range and the fault manifest of a simulated warehouse."""
+def _project_tables(project) -> list[tuple[str, str]]:
+    """(table, partition column) of every table the project's contracts name, in order."""
+    tables: dict[str, str] = {}
+    for contract in project.contracts.values():
+        for table in contract.tables.values():
+            tables.setdefault(table, contract.partition_column)
+    oracle = project.defaults.get("oracle_table")
+    if oracle:
+        tables.setdefault(oracle, project.impressions.partition_column)
+    return list(tables.items())
+
+
+def warehouse_lines(url: str, project=None) -> list[str]:
+    """Row counts and partition range of the project's tables, and the simulator's fault
+    manifest when there is one.
+
+    Args:
+        url: the warehouse.
+        project: whose contracts name the tables (default: the packaged demo project).
+    """
+    from funnelguard.project import PACKAGED_PROJECT, load_project
     from funnelguard.warehouse import connect
 
+    project = project or load_project(PACKAGED_PROJECT)
     engine = connect(url)
     insp = sa.inspect(engine)
+    quote = engine.dialect.identifier_preparer.quote
     lines = [f"Warehouse {url}"]
     with engine.connect() as conn:
-        for table in _TABLES:
+        for table, part in _project_tables(project):
             if not insp.has_table(table):
                 continue
+            p = quote(part)
             n, first, last, days = conn.execute(sa.text(
-                f"SELECT COUNT(*), MIN(ds), MAX(ds), COUNT(DISTINCT ds) FROM {table}")).one()
+                f"SELECT COUNT(*), MIN({p}), MAX({p}), COUNT(DISTINCT {p}) "
+                f"FROM {quote(table)}")).one()
             lines.append(f"  {table:<17} {n:>9,} rows  {days:>3} partitions  {first} .. {last}")
         if insp.has_table("fault_manifest"):
             rows = conn.execute(sa.text(
@@ -48,17 +70,18 @@ def warehouse_lines(url: str) -> list[str]:
     return lines
 
 
-def print_warehouse(url: str) -> None:
-    print("\n".join(warehouse_lines(url)), flush=True)
+def print_warehouse(url: str, project=None) -> None:
+    print("\n".join(warehouse_lines(url, project)), flush=True)
 
 
-def _owner(dataset: str, feature: str | None) -> str:
+def _owner(run, feature: str | None) -> str:
+    """`` → team @mention`` of ``feature``, from the contracts the run used."""
     if not feature:
         return ""
     try:
-        from contracts import load_contract
+        from funnelguard.project import PACKAGED_PROJECT, load_project
 
-        owner = load_contract(dataset or "ranking_features").owner_of(feature)
+        owner = load_project(run.project or PACKAGED_PROJECT).owner_of(run.dataset, feature)
     except Exception:  # noqa: BLE001 - an owner is a nicety in a summary, never a failure
         return ""
     return f" → {owner.team} {owner.mention}".rstrip() if owner else ""
@@ -92,7 +115,7 @@ def _run_lines(store, commands: Sequence[str], partitions: Sequence[str] | None 
                     where = " ".join(x for x in (f.environment, f.feature, f.task, f.segment) if x)
                     message = " ".join(f.message.split())
                     lines.append(f"      {f.severity.upper():<7} {r.command} {f.check} {where}: "
-                                 f"{message[:240]}{_owner(r.dataset, f.feature)}")
+                                 f"{message[:240]}{_owner(r, f.feature)}")
                 if len(failed) > SHOWN:
                     lines.append(f"      ... and {len(failed) - SHOWN} more not passed in "
                                  f"{r.command} (see the reports)")

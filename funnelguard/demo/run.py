@@ -76,7 +76,11 @@ def build_warehouse(paths: DemoPaths, *, days: int, per_day: int, seed: int,
 
 
 def airflow_environment(paths: DemoPaths, slack_url: str | None) -> dict[str, str]:
-    """Environment variables for a project-local Airflow wired to the demo's databases."""
+    """Environment variables for a project-local Airflow wired to the demo's databases; the
+    DAGs run on the packaged project (the one the simulated warehouse is built for), whatever
+    ``$FUNNELGUARD_PROJECT`` or ``./funnelguard.yaml`` say."""
+    from funnelguard.project import PACKAGED_PROJECT
+
     env = {
         "AIRFLOW_HOME": str(paths.airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(paths.dags),
@@ -88,6 +92,7 @@ def airflow_environment(paths: DemoPaths, slack_url: str | None) -> dict[str, st
         "AIRFLOW_CONN_FUNNELGUARD_STORE": f"sqlite:///{paths.store}",
         "FUNNELGUARD_STORE": paths.store_url,
         "FUNNELGUARD_OUTPUT_DIR": str(paths.output),
+        "FUNNELGUARD_PROJECT": str(PACKAGED_PROJECT),
     }
     if slack_url is not None:
         env["AIRFLOW_CONN_FUNNELGUARD_SLACK"] = json.dumps(

@@ -1,8 +1,10 @@
-"""The edge between Airflow and funnelguard: run one command in-process, map its outcome.
+"""The edge between Airflow and funnelguard: run one command's function, map its outcome.
 
-A DAG task body imports this module (never at parse time), resolves the partition and the
-connections, runs one ``funnelguard`` command through :func:`funnelguard.cli.run` and turns the
-exit code into what Airflow understands:
+A DAG task body imports this module (never at parse time), resolves the project, the partition
+and the URLs, calls one registered command function (:data:`funnelguard.commands.JOBS`)
+through :func:`funnelguard.commands.execute` — the one edge the CLI uses too: it stores the
+result (errors included), writes the ``--json`` document and returns the exit code — and turns
+the exit code into what Airflow understands:
 
 - 0 → success; the task returns a small XCom (command, partition, status, artifact paths);
 - 1 (a failed check, a gate block, a guard stop) and 2 (bad input) →
@@ -11,20 +13,29 @@ exit code into what Airflow understands:
 - 3 (environment failure: database unreachable …) → :class:`EnvironmentRetry`, a plain
   exception, so Airflow retries the task.
 
-The decision itself (:func:`outcome_of`) is pure; only :func:`raise_for` touches Airflow.
+The decision itself (:func:`outcome_of`) is pure; only :func:`raise_for` touches Airflow. No
+command line is built or parsed here.
+
+The project is the DAG's ``project`` param (a project file or its folder), else
+``$FUNNELGUARD_PROJECT``, else ``./funnelguard.yaml``, else the packaged demo project. The
+warehouse and the store are the ``funnelguard_warehouse`` / ``funnelguard_store`` connections,
+else the project's ``warehouse:`` / ``store:``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from funnelguard.errors import EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INPUT, EXIT_PASS
-from funnelguard.findings import ErrorInfo, RunResult
+from funnelguard.errors import EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INPUT, EXIT_PASS, FunnelguardError
+from funnelguard.findings import RunResult
+
+if TYPE_CHECKING:
+    from funnelguard.project import Project
 
 __all__ = [
     "OUTPUT_ENV",
@@ -33,11 +44,13 @@ __all__ = [
     "outcome_of",
     "failure_summary",
     "raise_for",
-    "run_command",
+    "run_job",
+    "job_project",
     "snapshot_partitions",
     "nightly_partition",
     "output_root",
-    "connection_urls",
+    "warehouse_url",
+    "store_url",
 ]
 
 OUTPUT_ENV = "FUNNELGUARD_OUTPUT_DIR"
@@ -71,7 +84,8 @@ def _describe(result: RunResult) -> str:
             + (f" ({about})" if about else ""))
 
 
-def failure_summary(result: RunResult, *, max_lines: int = MAX_SUMMARY_LINES) -> str:
+def failure_summary(result: RunResult, *, max_lines: int = MAX_SUMMARY_LINES,
+                    project: Project | None = None) -> str:
     """A short plain-language summary of a failed or errored run, for the task log and the
     Slack failure notifier: the alerts package's run summary (numbers in words, PII values
     redacted, never the examples) plus the run's artifact paths.
@@ -79,28 +93,38 @@ def failure_summary(result: RunResult, *, max_lines: int = MAX_SUMMARY_LINES) ->
     Args:
         result: the command's result.
         max_lines: at most this many findings are described; the rest are counted.
+        project: the project whose contracts say which fields are personal data (default:
+            the one the result's dataset is found in, :func:`monitors.store.provenance_of`).
     """
     from monitors.alerts.message import render_run_summary
 
-    lines = [render_run_summary(result, max_lines=max_lines)]
+    directory = None
+    if project is not None:
+        from monitors.alerts.owners import OwnerDirectory
+        from monitors.store.store import provenance_of
+
+        source = provenance_of(result, project)
+        directory = OwnerDirectory("").scoped(source.project, source.contract)
+    lines = [render_run_summary(result, directory=directory, max_lines=max_lines)]
     lines += [f"{name}: {path}" for name, path in result.artifacts.items()]
     return "\n".join(lines)
 
 
-def outcome_of(code: int, result: RunResult | None, argv: Sequence[str] = ()) -> TaskOutcome:
+def outcome_of(code: int, result: RunResult | None, command: str = "command", *,
+               project: Project | None = None) -> TaskOutcome:
     """Map a command's exit code and result to the task's action (pure).
 
     Args:
-        code: the exit code ``funnelguard.cli.run`` returned.
-        result: its result (``None`` for non-check commands).
-        argv: the command line, for messages about commands without a result.
+        code: the exit code :func:`funnelguard.commands.execute` returned.
+        result: its result (``None`` for commands without one).
+        command: the command's name, for messages about commands without a result.
+        project: the run's project (which fields the summary must redact).
     """
-    command = " ".join(argv[:2]) if argv else "command"
     if result is None:
         summary = f"funnelguard {command}: exit {code}"
         xcom: dict[str, Any] = {"command": command, "exit_code": code}
     else:
-        summary = (failure_summary(result) if code != EXIT_PASS
+        summary = (failure_summary(result, project=project) if code != EXIT_PASS
                    else f"{_describe(result)}: {result.status}")
         xcom = {"command": result.command, "partition": result.partition,
                 "dataset": result.dataset, "environment": result.environment,
@@ -130,58 +154,62 @@ def raise_for(outcome: TaskOutcome) -> Mapping[str, Any]:
     raise EnvironmentRetry(outcome.summary)
 
 
-def _store_error_run(result: RunResult, store_url: str | None) -> None:
-    """The CLI stores only runs that completed; an errored check is stored here, so the
-    nightly job sees "could not run" instead of "not run yet"."""
-    if store_url is None or result.error is None:
-        return
-    from monitors.store import open_store
+def _fail(message: str):
+    from airflow.sdk.exceptions import AirflowFailException
 
-    try:
-        open_store(store_url).record_run(result)
-    except Exception as exc:  # noqa: BLE001 - the original error is the one to report
-        print(f"funnelguard: could not store the error run: {exc}")
+    return AirflowFailException(message)
 
 
-def run_command(argv: Sequence[str], *, store_url: str | None = None,
-                environment: str | None = None) -> Mapping[str, Any]:
-    """Run ``funnelguard ARGV`` in-process and map its outcome (see the module docstring).
+def run_job(command: str, call: Callable[[], RunResult], *, project: Project,
+            partition: Any, store_url: str, json_out: str | os.PathLike | None = None,
+            environment: str | None = None) -> Mapping[str, Any]:
+    """Run one command's function at the edge and map its outcome (module docstring).
 
     Args:
-        argv: the command line without the program name, e.g. ``["gate", "--as-of", ...]``.
-        store_url: the results store, where an errored run is recorded too.
-        environment: the environment the command checks, recorded on an errored run.
+        command: the registered name (``validate``, ``drift`` ...), for an error result.
+        call: runs the command's function; returns its RunResult.
+        project: the project the function runs on; its alerts are addressed from it.
+        partition: the partition or as-of date, for an error result.
+        store_url: where the result is stored (an errored run too).
+        json_out: where its result document goes.
+        environment: recorded on an errored run that names none.
 
     Returns:
         The task's XCom: command, partition, dataset, environment, status and artifact paths.
     """
-    from funnelguard.cli import run
+    from funnelguard.commands import execute
+    from monitors.store import recording_project
 
-    argv = [str(a) for a in argv]
-    print("funnelguard " + " ".join(argv))
-    try:
-        code, result = run(argv)
-    except SystemExit as exc:  # argparse usage errors exit 2 with their message on stderr
-        code = exc.code if isinstance(exc.code, int) else EXIT_INPUT
-        result = RunResult(command=argv[0] if argv else "", partition=None,
-                           error=ErrorInfo("input", f"usage error in: funnelguard {' '.join(argv)}"))
-    if result is not None and result.error is not None:
-        if environment is not None and result.environment is None:
-            result = replace(result, environment=environment)
-        _store_error_run(result, store_url)
-    outcome = outcome_of(code, result, argv)
+    print(f"funnelguard {command} {partition} ({project.describe()})")
+    with recording_project(project):
+        done = execute(command, call, partition=partition, store_url=store_url,
+                       json_out=None if json_out is None else str(json_out),
+                       environment=environment, store_errors=True)
+    outcome = outcome_of(done.code, done.result, command, project=project)
     print(outcome.summary)
     return raise_for(outcome)
+
+
+def job_project(path: str | None) -> Project:
+    """The project a DAG task runs on: ``path`` (the DAG's ``project`` param), else
+    ``$FUNNELGUARD_PROJECT``, ``./funnelguard.yaml``, the packaged project.
+
+    Raises:
+        AirflowFailException: the project cannot be loaded (each problem, file:line).
+    """
+    from funnelguard.project import load_project
+
+    try:
+        return load_project(path or None)
+    except FunnelguardError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def _parse_partition(value: Any, where: str) -> str:
     try:
         return dt.date.fromisoformat(str(value)).isoformat()
     except ValueError:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(
-            f"expected a partition date YYYY-MM-DD in {where}, found {value!r}") from None
+        raise _fail(f"expected a partition date YYYY-MM-DD in {where}, found {value!r}") from None
 
 
 def snapshot_partitions(params: Mapping[str, Any], events: Mapping[Any, Iterable[Any]] | None) -> list[str]:
@@ -229,30 +257,55 @@ def nightly_partition(params: Mapping[str, Any], logical_date: dt.datetime | Non
     return (moment.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
 
 
-def output_root() -> Path:
+def output_root(project: Project | None = None) -> Path:
     """Where reports, results and models go: ``$FUNNELGUARD_OUTPUT_DIR``, else the Airflow
-    Variable ``funnelguard_output_dir``, else ``funnelguard-output`` in the working directory."""
+    Variable ``funnelguard_output_dir``, else the project's ``defaults.output_dir``, else
+    ``funnelguard-output`` in the working directory."""
     if os.environ.get(OUTPUT_ENV):
         return Path(os.environ[OUTPUT_ENV]).resolve()
     from airflow.sdk import Variable
 
     value = Variable.get("funnelguard_output_dir", default=None)
+    if not value and project is not None:
+        value = project.defaults.get("output_dir")
     return Path(value or "funnelguard-output").resolve()
 
 
-def connection_urls() -> tuple[str, str]:
-    """(warehouse URL, store URL) from the ``funnelguard_warehouse`` and ``funnelguard_store``
-    connections; a missing or unusable connection fails the task (no retry)."""
+def _connection_or_project(conn_id: str, fallback: str | None, key: str,
+                           project: Project) -> str:
     from funnelguard.orchestration.connections import (
-        STORE_CONN_ID,
-        WAREHOUSE_CONN_ID,
         ConnectionConfigError,
+        ConnectionMissing,
         url_for_connection,
     )
 
     try:
-        return url_for_connection(WAREHOUSE_CONN_ID), url_for_connection(STORE_CONN_ID)
-    except ConnectionConfigError as exc:
-        from airflow.sdk.exceptions import AirflowFailException
+        return url_for_connection(conn_id)
+    except ConnectionMissing as exc:
+        if fallback:
+            return fallback
+        raise _fail(f"{exc}; nor does project {project.path} name a `{key}:` URL") from exc
+    except ConnectionConfigError as exc:  # a connection that exists but is unusable
+        raise _fail(str(exc)) from exc
 
-        raise AirflowFailException(str(exc)) from exc
+
+def warehouse_url(project: Project) -> str:
+    """The ``funnelguard_warehouse`` connection's URL, else the project's ``warehouse:``.
+
+    Raises:
+        AirflowFailException: neither, or an unusable connection (no retry).
+    """
+    from funnelguard.orchestration.connections import WAREHOUSE_CONN_ID
+
+    return _connection_or_project(WAREHOUSE_CONN_ID, project.warehouse, "warehouse", project)
+
+
+def store_url(project: Project) -> str:
+    """The ``funnelguard_store`` connection's URL, else the project's ``store:``.
+
+    Raises:
+        AirflowFailException: neither, or an unusable connection (no retry).
+    """
+    from funnelguard.orchestration.connections import STORE_CONN_ID
+
+    return _connection_or_project(STORE_CONN_ID, project.store, "store", project)

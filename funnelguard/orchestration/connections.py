@@ -23,6 +23,7 @@ __all__ = [
     "SLACK_CONN_ID",
     "ConnectionFields",
     "ConnectionConfigError",
+    "ConnectionMissing",
     "sqlalchemy_url",
     "url_for_connection",
 ]
@@ -56,6 +57,10 @@ class ConnectionFields(Protocol):
 
 class ConnectionConfigError(InputError):
     """An Airflow connection is missing or cannot be used as a database URL (exit 2)."""
+
+
+class ConnectionMissing(ConnectionConfigError):
+    """No Airflow connection of that id (the DAG tasks then use the project's URL)."""
 
 
 def _env_name(conn_id: str) -> str:
@@ -129,7 +134,8 @@ def url_for_connection(conn_id: str) -> str:
     return its SQLAlchemy URL. Imports Airflow, so call it at run time only.
 
     Raises:
-        ConnectionConfigError: no such connection, or it is not a database connection.
+        ConnectionMissing: no such connection.
+        ConnectionConfigError: it is not a usable database connection.
     """
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -137,7 +143,7 @@ def url_for_connection(conn_id: str) -> str:
     try:
         conn = Connection.get(conn_id)
     except AirflowNotFoundException as exc:
-        raise ConnectionConfigError(
+        raise ConnectionMissing(
             f"expected an Airflow connection {conn_id!r} (airflow connections add {conn_id} ..., "
             f"or the environment variable {_env_name(conn_id)}), found none"
         ) from exc

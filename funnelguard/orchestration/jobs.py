@@ -1,13 +1,16 @@
 """The steps of the scheduled jobs, one function per DAG task.
 
-Each function resolves the connections and the output folder at run time, builds one
-``funnelguard`` command line and runs it through :func:`funnelguard.orchestration.airflow_tasks.run_command`
-(exit 0 → XCom, 1/2 → ``AirflowFailException``, 3 → retry). Output layout under
+Each function resolves at run time the project (the DAG's ``project`` param, else
+``$FUNNELGUARD_PROJECT`` ...; :func:`~funnelguard.orchestration.airflow_tasks.job_project`), the
+warehouse and store URLs (connections, else the project's) and the output folder, then calls
+the command's typed function by its registered name (:func:`funnelguard.commands.job`) through
+:func:`~funnelguard.orchestration.airflow_tasks.run_job` (exit 0 → XCom, 1/2 →
+``AirflowFailException``, 3 → retry). No command line is built. Output layout under
 :func:`~funnelguard.orchestration.airflow_tasks.output_root`::
 
-    results/PARTITION/ENV/CHECK.json      every command's --json document
-    reports/PARTITION/ENV/                 HTML reports (drift, skew)
-    models/candidates/AS_OF/               the nightly candidate (train --out)
+    results/PARTITION/ENV/CHECK.json      every command's result document
+    reports/PARTITION/                     HTML reports (drift, skew, freshness)
+    models/candidates/AS_OF/               the nightly candidate (train's out_dir)
     models/published/VERSION/              published models (the champion is in fg_models)
 """
 
@@ -15,14 +18,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from funnelguard.orchestration.airflow_tasks import connection_urls, output_root, run_command
+from funnelguard.orchestration.airflow_tasks import (
+    job_project,
+    output_root,
+    run_job,
+    store_url,
+    warehouse_url,
+)
+
+if TYPE_CHECKING:
+    from funnelguard.findings import RunResult
+    from funnelguard.project import Project
 
 __all__ = [
     "SNAPSHOT_CHECKS",
-    "snapshot_argv",
+    "SnapshotCall",
+    "snapshot_call",
     "snapshot_check",
     "record_snapshot",
     "flush_alerts",
@@ -43,20 +58,29 @@ SNAPSHOT_CHECKS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def _as_of(partition: str) -> str:
+@dataclass(frozen=True)
+class SnapshotCall:
+    """One snapshot check as a call: the registered command and its keyword options."""
+
+    command: str
+    options: Mapping[str, Any]
+
+
+def _as_of(partition: str) -> dt.date:
     """Training on partition D uses the knowledge available at D + 1, 00:00 UTC."""
-    return (dt.date.fromisoformat(partition) + dt.timedelta(days=1)).isoformat()
+    return dt.date.fromisoformat(partition) + dt.timedelta(days=1)
 
 
-def snapshot_argv(check: str, environment: str, partition: str, *, warehouse: str, store: str,
-                  root: Path) -> list[str]:
-    """The command line of one snapshot check.
+def snapshot_call(check: str, environment: str, partition: str, *, store: str,
+                  root: Path) -> SnapshotCall:
+    """The command and options of one snapshot check (pure).
 
     Args:
-        check: one of :data:`SNAPSHOT_CHECKS` ``[environment]``.
+        check: one of :data:`SNAPSHOT_CHECKS` ``[environment]``; ``validate_<part>``
+            validates that part of the project (``features``, ``impressions``).
         environment: ``offline`` or ``online``.
-        partition: the partition (ds), ISO.
-        warehouse, store: SQLAlchemy URLs.
+        partition: the partition, ISO.
+        store: the results store URL (history for "failing since").
         root: the output folder.
 
     Raises:
@@ -65,47 +89,92 @@ def snapshot_argv(check: str, environment: str, partition: str, *, warehouse: st
     if check not in SNAPSHOT_CHECKS.get(environment, ()):
         raise ValueError(f"expected a check of {dict(SNAPSHOT_CHECKS)}, found {check!r} for "
                          f"environment {environment!r}")
-    common = ["--warehouse", warehouse, "--date", partition, "--store", store,
-              "--json", str(root / "results" / partition / environment / f"{check}.json")]
-    if check == "validate_features":
-        return ["validate", "--env", environment, *common]
-    if check == "validate_impressions":
-        return ["validate", "--contract", "impressions", "--env", environment, *common]
-    # drift, skew, freshness: both environments of ranking_features, HTML beside the results
-    return [check, *common, "--html", str(root / "reports" / partition)]
+    if check.startswith("validate_"):
+        return SnapshotCall("validate", {"environment": environment,
+                                         "dataset": check.removeprefix("validate_")})
+    # drift, skew, freshness: both environments of the features contract, HTML beside results
+    return SnapshotCall(check, {"store_url": store,
+                                "html_dir": str(root / "reports" / partition)})
 
 
-def snapshot_check(check: str, environment: str, partition: str) -> Mapping[str, Any]:
+def _call(command: str, project: Project, warehouse: str, when: dt.date,
+          options: Mapping[str, Any]):
+    """A call of the registered function ``command`` on a fresh warehouse engine."""
+    from funnelguard.commands import job
+
+    def call() -> RunResult:
+        from funnelguard.warehouse import connect
+
+        function = job(command)
+        engine = connect(warehouse)
+        try:
+            return function(project, engine, when, **options)
+        finally:
+            engine.dispose()
+
+    return call
+
+
+def _run(command: str, project: Project, when: dt.date, options: Mapping[str, Any], *,
+         store: str, json_out: Path, environment: str | None = None) -> Mapping[str, Any]:
+    call = _call(command, project, warehouse_url(project), when, options)
+    return run_job(command, call, project=project, partition=when, store_url=store,
+                   json_out=json_out, environment=environment)
+
+
+def snapshot_check(check: str, environment: str, partition: str,
+                   project: str | None = None) -> Mapping[str, Any]:
     """Run one snapshot check of ``environment`` on ``partition`` (a snapshot DAG task)."""
-    warehouse, store = connection_urls()
-    argv = snapshot_argv(check, environment, partition, warehouse=warehouse, store=store,
-                         root=output_root())
-    return run_command(argv, store_url=store, environment=environment)
+    proj = job_project(project)
+    store, root = store_url(proj), output_root(proj)
+    planned = snapshot_call(check, environment, partition, store=store, root=root)
+    return _run(planned.command, proj, dt.date.fromisoformat(partition), planned.options,
+                store=store, json_out=root / "results" / partition / environment / f"{check}.json",
+                environment=environment)
 
 
-def record_snapshot(environment: str, partitions: Sequence[str]) -> Mapping[str, Any]:
+def record_snapshot(environment: str, partitions: Sequence[str],
+                    project: str | None = None) -> Mapping[str, Any]:
     """Store the marker saying the environment's snapshot checks finished for ``partitions``
     (whatever their verdicts: the nightly job reads those from the store)."""
     from funnelguard.orchestration.readiness import snapshot_marker
     from monitors.store import open_store
 
-    _, store_url = connection_urls()
-    store = open_store(store_url)
+    proj = job_project(project)
+    store = open_store(store_url(proj))
     for partition in partitions:
-        store.record_run(snapshot_marker(environment, partition, SNAPSHOT_CHECKS[environment]))
+        store.record_run(snapshot_marker(environment, partition, SNAPSHOT_CHECKS[environment]),
+                         project=proj)
     return {"environment": environment, "partitions": list(partitions)}
 
 
-def flush_alerts() -> Mapping[str, Any]:
-    """Deliver the alerts queued in the store's outbox to Slack (``funnelguard_slack``)."""
+def flush_alerts(project: str | None = None) -> Mapping[str, Any]:
+    """Deliver the alerts queued in the store's outbox to Slack (``funnelguard_slack``).
+
+    Each queued alert is addressed from the contracts its own run used (carried on the row),
+    so one flush serves every project that shares the store.
+    """
+    from funnelguard.errors import FunnelguardError
+    from funnelguard.findings import ErrorInfo, RunResult
+    from funnelguard.orchestration.airflow_tasks import outcome_of, raise_for
     from funnelguard.orchestration.connections import SLACK_CONN_ID
+    from monitors.alerts.dispatch import flush
 
-    _, store = connection_urls()
-    return run_command(["alerts", "flush", "--store", store, "--slack-conn", SLACK_CONN_ID],
-                       store_url=store)
+    url = store_url(job_project(project))
+    try:
+        report = flush(url, SLACK_CONN_ID)
+    except FunnelguardError as exc:
+        code, result = exc.exit_code, RunResult("alerts flush", None,
+                                                error=ErrorInfo(exc.kind, str(exc)))
+    else:
+        code, result = report.exit_code, report.to_result()
+        print(f"alerts flush: {len(report.sent)} sent, {len(report.kept)} kept for retry, "
+              f"{len(report.failed)} rejected")
+    return raise_for(outcome_of(code, result, "alerts flush"))
 
 
-def snapshot_checks_ready(partition: str) -> tuple[bool, dict[str, Any]]:
+def snapshot_checks_ready(partition: str,
+                          project: str | None = None) -> tuple[bool, dict[str, Any]]:
     """Poke: are the partition's snapshot checks stored, in both environments, and clean?
 
     Returns:
@@ -118,8 +187,7 @@ def snapshot_checks_ready(partition: str) -> tuple[bool, dict[str, Any]]:
     from funnelguard.orchestration.readiness import snapshot_readiness
     from monitors.store import open_store
 
-    _, store_url = connection_urls()
-    readiness = snapshot_readiness(open_store(store_url), partition)
+    readiness = snapshot_readiness(open_store(store_url(job_project(project))), partition)
     print(readiness.describe())
     if readiness.blocking:
         from airflow.sdk.exceptions import AirflowFailException
@@ -128,69 +196,75 @@ def snapshot_checks_ready(partition: str) -> tuple[bool, dict[str, Any]]:
     return readiness.ready, {"partition": partition, "missing": list(readiness.missing)}
 
 
-def label_gate(partition: str) -> Mapping[str, Any]:
+def label_gate(partition: str, project: str | None = None) -> Mapping[str, Any]:
     """The label-maturity gate as of the day after ``partition``; a block fails the run."""
-    warehouse, store = connection_urls()
-    as_of = _as_of(partition)
-    out = output_root() / "results" / partition / "training" / "gate.json"
-    return run_command(["gate", "--warehouse", warehouse, "--as-of", as_of, "--store", store,
-                        "--json", str(out)], store_url=store)
+    proj = job_project(project)
+    store = store_url(proj)
+    out = output_root(proj) / "results" / partition / "training" / "gate.json"
+    return _run("gate", proj, _as_of(partition), {}, store=store, json_out=out)
 
 
-def train_candidate(partition: str, config: str | None, *, run_id: str = "") -> Mapping[str, Any]:
+def train_candidate(partition: str, config: str | None, *, run_id: str = "",
+                    project: str | None = None) -> Mapping[str, Any]:
     """Train the candidate under the guard as of the day after ``partition``.
 
     A guard stop exits 1: the task fails with the triage verdict in its summary.
+
+    Args:
+        partition: the nightly partition.
+        config: a training config file; None: the project's ``defaults.model_config``, else
+            the packaged one.
+        run_id: the DAG run, kept in the XCom.
+        project: the DAG's ``project`` param.
     """
-    warehouse, store = connection_urls()
-    as_of = _as_of(partition)
-    root = output_root()
-    out_dir = root / "models" / "candidates" / as_of
-    argv = ["train", "--warehouse", warehouse, "--as-of", as_of, "--out", str(out_dir),
-            "--store", store, "--json", str(root / "results" / partition / "training" / "train.json")]
-    if config:
-        argv += ["--config", config]
-    xcom = dict(run_command(argv, store_url=store))
-    xcom.update(model_dir=str(out_dir.resolve()), as_of=as_of, run_id=run_id)
+    proj = job_project(project)
+    store, root, as_of = store_url(proj), output_root(proj), _as_of(partition)
+    out_dir = root / "models" / "candidates" / as_of.isoformat()
+    options = {"out_dir": str(out_dir), "config": config or None, "store_url": store}
+    out = root / "results" / partition / "training" / "train.json"
+    xcom = dict(_run("train", proj, as_of, options, store=store, json_out=out))
+    xcom.update(model_dir=str(out_dir.resolve()), as_of=as_of.isoformat(), run_id=run_id)
     return xcom
 
 
 def evaluate_candidate(partition: str, candidate: Mapping[str, Any], *,
-                       thresholds: str | None = None) -> Mapping[str, Any]:
+                       thresholds: str | None = None,
+                       project: str | None = None) -> Mapping[str, Any]:
     """Evaluate the candidate on the matured holdout, against the champion when there is one.
 
     Args:
         partition: the nightly partition.
         candidate: the train task's XCom (``model_dir``, ``as_of``).
         thresholds: a file overriding the evaluation floors and tolerances.
+        project: the DAG's ``project`` param.
     """
     from funnelguard.orchestration.publishing import champion
     from monitors.store import open_store
 
-    warehouse, store = connection_urls()
+    proj = job_project(project)
+    store = store_url(proj)
     current = champion(open_store(store))
-    argv = ["evaluate", "--model", candidate["model_dir"], "--warehouse", warehouse,
-            "--as-of", candidate["as_of"], "--store", store,
-            "--json", str(output_root() / "results" / partition / "training" / "evaluate.json")]
-    if current is not None and Path(current.path).is_dir():
-        argv += ["--champion", current.path]
-    if thresholds:
-        argv += ["--thresholds", thresholds]
-    xcom = dict(run_command(argv, store_url=store))
+    options = {"model": candidate["model_dir"], "thresholds": thresholds or None,
+               "champion": current.path if current is not None and Path(current.path).is_dir()
+               else None}
+    out = output_root(proj) / "results" / partition / "training" / "evaluate.json"
+    xcom = dict(_run("evaluate", proj, dt.date.fromisoformat(candidate["as_of"]), options,
+                     store=store, json_out=out))
     xcom["champion"] = current.version if current else None
     return xcom
 
 
 def publish_candidate(partition: str, candidate: Mapping[str, Any],
-                      evaluation: Mapping[str, Any]) -> Mapping[str, Any]:
+                      evaluation: Mapping[str, Any],
+                      project: str | None = None) -> Mapping[str, Any]:
     """Publish the evaluated candidate and record it as the champion."""
     from funnelguard.orchestration.publishing import publish_model
     from monitors.store import open_store
 
-    _, store = connection_urls()
+    proj = job_project(project)
     published = publish_model(
-        open_store(store), model_dir=candidate["model_dir"], as_of=candidate["as_of"],
-        published_root=output_root() / "models" / "published",
+        open_store(store_url(proj)), model_dir=candidate["model_dir"], as_of=candidate["as_of"],
+        published_root=output_root(proj) / "models" / "published",
         metrics={"evaluation": evaluation.get("artifacts", {}),
                  "replaced": evaluation.get("champion")})
     return {"version": published.version, "path": published.path, "partition": partition}

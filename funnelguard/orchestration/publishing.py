@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from funnelguard.errors import InputError
 
-__all__ = ["PublishedModel", "model_version", "champion", "publish_model"]
+__all__ = ["PublishedModel", "nightly_version", "champion", "publish_model"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class PublishedModel:
     is_champion: bool
 
 
-def model_version(as_of: str) -> str:
+def nightly_version(as_of: str) -> str:
     """The version name of the model trained as of ``as_of`` (one per night)."""
     return f"funnel-asof-{as_of}"
 
@@ -85,7 +85,7 @@ def publish_model(store, *, model_dir: str | Path, as_of: str, published_root: s
         raise InputError(f"expected a trained model directory to publish, found nothing at {source}")
     with store.session() as s:
         trained = _trained_row(s, str(source))
-        version = trained.version if trained is not None else model_version(as_of)
+        version = trained.version if trained is not None else nightly_version(as_of)
     target = Path(published_root).resolve() / version
     staging = target.with_name(target.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)

@@ -198,7 +198,7 @@ def flush_store(store: Store, slack_conn_id: str = DEFAULT_CONN_ID, *,
         store: the results store.
         slack_conn_id: the Airflow connection holding the webhook URL as its password.
         settings: window, links, timeouts; default from the environment.
-        directory: owners and PII fields; default from the contracts.
+        directory: owners and PII fields; default from the contracts each row's run used.
         now: the clock (tests move it forward to reach ``next_attempt_at``).
         sleep: how a short ``Retry-After`` is waited out.
 
@@ -244,7 +244,7 @@ def _deliver(store: Store, row: AlertOutbox, webhook: SlackWebhook, directory: O
                 return _record(store, row, None, "muted", now()), None
     try:
         alert = QueuedAlert(row.id, row.kind, row.dataset, row.environment, row.partition,
-                            row.severity, payload)
+                            row.severity, payload, project=row.project, contract=row.contract)
         message = render_message(alert, directory, settings)
         outcome = webhook.post(message.body())
         if outcome.retry_after is not None and outcome.retry_after <= settings.max_rate_limit_wait:

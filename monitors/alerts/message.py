@@ -1,7 +1,8 @@
 """Rendering queued alerts as Slack Block Kit messages, and runs as short failure summaries.
 
-Pure functions of a :class:`QueuedAlert` (what the outbox holds), an
-:class:`~monitors.alerts.owners.OwnerDirectory` (owners, PII fields) and
+Pure functions of a :class:`QueuedAlert` (what the outbox holds, including the project and
+contract file of the run that queued it), an :class:`~monitors.alerts.owners.OwnerDirectory`
+(owners, PII fields and stages, read from those files) and
 :class:`~monitors.alerts.settings.AlertSettings` (links). PII is enforced here a second time:
 examples of personal-data fields are dropped and their findings are described by numbers only,
 never by the check's free text.
@@ -16,7 +17,6 @@ from typing import Any
 from urllib.parse import quote
 
 from funnelguard.findings import Finding, RunResult
-from funnelguard.warehouse import FEATURE_BY_NAME, TASKS
 from monitors.alerts.owners import OwnerDirectory
 from monitors.alerts.settings import AlertSettings
 
@@ -35,7 +35,11 @@ _SEVERITY_EMOJI = {"error": ":red_circle:", "warning": ":large_orange_circle:",
 
 @dataclass(frozen=True)
 class QueuedAlert:
-    """One outbox row as the renderer sees it (``AlertOutbox`` without the database)."""
+    """One outbox row as the renderer sees it (``AlertOutbox`` without the database).
+
+    ``project`` and ``contract`` are the files the run that queued it used (None for rows
+    stored before the store carried them: the packaged contracts by name).
+    """
 
     id: int
     kind: str
@@ -44,6 +48,8 @@ class QueuedAlert:
     partition: str
     severity: str
     payload: Mapping[str, Any] = field(default_factory=dict)
+    project: str | None = None
+    contract: str | None = None
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -138,13 +144,17 @@ def describe_finding(f: Finding, *, pii: bool = False, segment_pii: bool = False
     return line
 
 
-def _tasks_affected(kind: str, findings: Sequence[Finding]) -> list[str]:
-    if kind == "training":
-        return list(TASKS)
+def _tasks_affected(kind: str, findings: Sequence[Finding], dataset: str,
+                    directory: OwnerDirectory) -> list[str]:
+    """The project's stages a group touches, in funnel order: every stage for a training stop
+    or a model input (the features feed the shared trunk of every head), else the findings'
+    own tasks (labels, scores, the gate)."""
+    stages = directory.stages
+    if kind == "training" or any(directory.is_model_input(f.dataset or dataset, f.feature)
+                                 for f in findings):
+        return list(stages)
     tasks = {f.task for f in findings if f.task}
-    if any(f.feature in FEATURE_BY_NAME for f in findings):
-        tasks.update(TASKS)  # every feature feeds the shared trunk of all four heads
-    return [t for t in TASKS if t in tasks] + sorted(tasks - set(TASKS))
+    return [t for t in stages if t in tasks] + sorted(tasks - set(stages))
 
 
 def _links(alert: QueuedAlert, checks: Sequence[str], settings: AlertSettings) -> list[str]:
@@ -196,6 +206,7 @@ def _section(text: str) -> dict[str, Any]:
 def render_message(alert: QueuedAlert, directory: OwnerDirectory,
                    settings: AlertSettings) -> SlackMessage:
     """The Block Kit message for one queued alert, gate block, training stop or resolution."""
+    directory = directory.scoped(alert.project, alert.contract)
     p = alert.payload
     findings = alert.findings
     since, repeats = p.get("since") or {}, p.get("repeats") or {}
@@ -228,7 +239,8 @@ def render_message(alert: QueuedAlert, directory: OwnerDirectory,
              ("Environment", alert.environment or "—"), ("Partition", alert.partition or "—"),
              ("Owner", " ".join(owners) or directory.default_owner)]
     if alert.kind != "resolution":
-        facts.append(("Tasks affected", ", ".join(_tasks_affected(alert.kind, findings)) or "—"))
+        affected = _tasks_affected(alert.kind, findings, alert.dataset, directory)
+        facts.append(("Tasks affected", ", ".join(affected) or "—"))
     blocks.append({"type": "section", "fields": [
         {"type": "mrkdwn", "text": f"*{k}:*\n{v}"} for k, v in facts]})
     if alert.kind == "training":
@@ -253,8 +265,18 @@ def render_run_summary(result: RunResult, *, directory: OwnerDirectory | None = 
     """A few lines of plain text about a run, for Airflow's ``SlackWebhookNotifier``.
 
     Braces are spaced out (``{ {``) because the notifier renders its text as a Jinja template.
+
+    Args:
+        result: the run.
+        directory: owners and PII fields; default: the contracts of ``result``'s project
+            (:func:`monitors.store.provenance_of`).
+        max_lines: at most this many findings are described; the rest are counted.
     """
-    directory = directory or OwnerDirectory("")
+    if directory is None:
+        from monitors.store.store import provenance_of
+
+        source = provenance_of(result)
+        directory = OwnerDirectory("").scoped(source.project, source.contract)
     where = " · ".join(x for x in (result.dataset, result.environment, result.partition) if x)
     head = f"funnelguard {result.command}" + (f" · {where}" if where else "")
     if result.error is not None:

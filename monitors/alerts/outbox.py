@@ -12,9 +12,12 @@ per finding fingerprint (``monitors.store.fingerprint_of``), what goes out:
 
 One outbox row per group of related findings: same command, dataset, environment, partition.
 Messages are rendered at flush time (owners and links come from the contracts and settings
-then), so storing a run never depends on Slack, contracts or the network. A fingerprint counts
-as alerted once queued (``last_sent_at`` is set at queue time and again at delivery): the
-outbox guarantees delivery, so a second run while Slack is down does not queue it twice.
+then), so storing a run never depends on Slack or the network. Each row carries the project
+file and the contract file of the run that queued it (``project``, ``contract``), so owners,
+PII fields and the stages affected come from the contracts the run used, not from names. A
+fingerprint counts as alerted once queued (``last_sent_at`` is set at queue time and again at
+delivery): the outbox guarantees delivery, so a second run while Slack is down does not queue
+it twice.
 """
 
 from __future__ import annotations
@@ -193,6 +196,12 @@ def enqueue_for_run(session: Session, run: Run, result: RunResult, *,
     return rows
 
 
+def _source(run: Run, result: RunResult, dataset: str) -> dict[str, str | None]:
+    """The run's project file, and its contract file when the group is about its dataset."""
+    same = dataset == (result.dataset or "")
+    return {"project": run.project, "contract": run.contract if same else None}
+
+
 def _base_payload(result: RunResult, run: Run) -> dict[str, Any]:
     return {"command": result.command, "run_id": run.id, "artifacts": dict(result.artifacts),
             "airflow": _airflow_context(), "run_environment": result.environment}
@@ -213,7 +222,8 @@ def _row(kind: str, result: RunResult, run: Run, group: tuple[str, str], partiti
     severity = "error" if any(f.severity == "error" for f, _, _ in items) else "warning"
     return AlertOutbox(kind=kind, group_key=f"{result.command}|{dataset}|{environment}|{partition}",
                        dataset=dataset, environment=environment, partition=partition,
-                       severity=severity, fingerprints=fps, payload=payload, status="pending")
+                       severity=severity, fingerprints=fps, payload=payload, status="pending",
+                       **_source(run, result, dataset))
 
 
 def _resolution_row(result: RunResult, run: Run, group: tuple[str, str], partition: str,
@@ -226,4 +236,4 @@ def _resolution_row(result: RunResult, run: Run, group: tuple[str, str], partiti
                        group_key=f"{result.command}|{dataset}|{environment}|{partition}|resolved",
                        dataset=dataset, environment=environment, partition=partition,
                        severity="info", fingerprints=[fp for _, fp, _ in items],
-                       payload=payload, status="pending")
+                       payload=payload, status="pending", **_source(run, result, dataset))

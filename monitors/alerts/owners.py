@@ -1,36 +1,45 @@
-"""Who owns a dataset's feature, and which fields hold personal data, from the contracts.
+"""Who owns a dataset's field, which fields hold personal data, and which stages a finding
+affects — from the contracts the run used.
 
-:class:`OwnerDirectory` asks ``contracts.load_contract(dataset)`` once per dataset (or uses the
-contracts it was given, as tests do). A dataset without a contract — or before the contracts
-loader exists — falls back to the configured default owner and to a fixed list of field names
-that are personal data wherever they appear.
+Every queued alert carries the project file and the contract file of the run that queued it
+(``fg_alert_outbox.project`` / ``.contract``). :meth:`OwnerDirectory.scoped` gives the view for
+one alert: its dataset's contract is that contract file, else the project's contract of that
+name; the stages are the project's (the labels contract's ``maturityWindows``). A row stored
+before the store carried this (both NULL) is read as it always was: the packaged contract of
+the dataset's name and the packaged project's stages. A dataset with no contract anywhere
+falls back to the configured default owner; a fixed list of field names counts as personal
+data wherever it appears (defence in depth, on top of the contracts' classification).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from contracts.spec import Contract
+    from funnelguard.project import Project
 
 __all__ = ["OwnerDirectory", "FALLBACK_PII_FIELDS"]
 
 log = logging.getLogger(__name__)
 
-# Treated as personal data even when no contract says so (defence in depth).
+# Treated as personal data even when no contract says so (defence in depth; a contract marks
+# its own identifiers with ``classification: pii``).
 FALLBACK_PII_FIELDS = frozenset({
-    "user_id", "request_id", "email", "phone", "ip", "ip_address", "name", "full_name",
+    "request_id", "email", "phone", "ip", "ip_address", "name", "full_name",
     "address", "ssn", "date_of_birth",
 })
 
 
 def _load_from_contracts_package(dataset: str) -> Contract | None:
+    """A packaged contract by name: how rows stored without a project are addressed."""
     try:
         from contracts import load_contract
     except ImportError:
-        return None  # the contracts loader has not landed: owners fall back to the default
+        return None
     try:
         return load_contract(dataset)
     except Exception as exc:  # noqa: BLE001 - an unknown dataset or a broken contract
@@ -39,21 +48,86 @@ def _load_from_contracts_package(dataset: str) -> Contract | None:
         return None
 
 
+@dataclass
+class _Files:
+    """Contracts and projects loaded by file, once per directory (shared by its scopes)."""
+
+    contracts: dict[str, Contract | None] = field(default_factory=dict)
+    projects: dict[str | None, Project | None] = field(default_factory=dict)
+
+    def contract(self, path: str) -> Contract | None:
+        if path not in self.contracts:
+            from contracts.loader import load_contract
+
+            try:
+                self.contracts[path] = load_contract(path)
+            except Exception as exc:  # noqa: BLE001 - a moved or broken file: fall back
+                log.warning("cannot load contract %s (%s); using the project's contracts",
+                            path, type(exc).__name__)
+                self.contracts[path] = None
+        return self.contracts[path]
+
+    def project(self, path: str | None) -> Project | None:
+        """The project at ``path``; None: the packaged one."""
+        if path not in self.projects:
+            from funnelguard.project import PACKAGED_PROJECT, load_project
+
+            try:
+                self.projects[path] = load_project(path or PACKAGED_PROJECT)
+            except Exception as exc:  # noqa: BLE001 - a moved or broken project file
+                log.warning("cannot load project %s (%s); alerting the default owner",
+                            path or PACKAGED_PROJECT, type(exc).__name__)
+                self.projects[path] = None
+        return self.projects[path]
+
+
 class OwnerDirectory:
-    """Owners and PII fields per dataset.
+    """Owners, PII fields and affected stages per dataset.
 
     Args:
         default_owner: the mention for a dataset without a contract.
-        contracts: contracts by dataset name; when given, nothing else is loaded.
-        loader: how to load a contract by name (default ``contracts.load_contract``).
+        contracts: contracts by dataset name; when given, no contract is loaded (tests).
+        loader: how to load a contract by name for alerts without a project (default: the
+            packaged contracts, ``contracts.load_contract``).
+        stages: the funnel stages when given (default: the alert's project's).
     """
 
     def __init__(self, default_owner: str, contracts: Mapping[str, Contract] | None = None,
-                 loader: Callable[[str], Contract | None] | None = None) -> None:
+                 loader: Callable[[str], Contract | None] | None = None, *,
+                 stages: Iterable[str] | None = None) -> None:
         self.default_owner = default_owner
         self._given = dict(contracts) if contracts is not None else None
         self._loader = loader or _load_from_contracts_package
+        self._stages = tuple(stages) if stages is not None else None
         self._cache: dict[str, Contract | None] = {}
+        self._files = _Files()
+        self._project_path: str | None = None
+        self._contract_path: str | None = None
+
+    def scoped(self, project: str | None, contract: str | None) -> OwnerDirectory:
+        """The view for one queued alert: the project file and contract file its run used.
+
+        Args:
+            project: the run's project file (None: stored before the store carried it).
+            contract: the contract file of the alert's dataset, when known.
+        """
+        view = OwnerDirectory(self.default_owner, self._given, self._loader, stages=self._stages)
+        view._cache, view._files = self._cache, self._files
+        view._project_path, view._contract_path = project, contract
+        return view
+
+    @property
+    def project(self) -> Project | None:
+        """The alert's project (the packaged one for alerts stored without one)."""
+        return self._files.project(self._project_path)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The funnel stages, in funnel order."""
+        if self._stages is not None:
+            return self._stages
+        project = self.project
+        return project.tasks if project is not None else ()
 
     def contract(self, dataset: str | None) -> Contract | None:
         """The dataset's contract, or ``None``."""
@@ -61,6 +135,18 @@ class OwnerDirectory:
             return None
         if self._given is not None:
             return self._given.get(dataset)
+        if self._contract_path:
+            carried = self._files.contract(self._contract_path)
+            if carried is not None and carried.name == dataset:
+                return carried
+        if self._project_path:
+            project = self.project
+            found = next((c for c in project.contracts.values() if c.name == dataset),
+                         None) if project is not None else None
+            if found is None:
+                log.info("dataset %r is not a contract of project %s; alerting the default "
+                         "owner", dataset, self._project_path)
+            return found
         if dataset not in self._cache:
             self._cache[dataset] = self._loader(dataset)
         return self._cache[dataset]
@@ -86,3 +172,14 @@ class OwnerDirectory:
         if contract is None:
             return False
         return any(f.name == field_name and f.pii for f in contract.fields)
+
+    def is_model_input(self, dataset: str | None, field_name: str | None) -> bool:
+        """Whether ``field_name`` feeds the model (role feature, id or category), so that a
+        problem with it reaches every stage through the shared trunk."""
+        if not field_name:
+            return False
+        contracts = [self.contract(dataset)]
+        if self._given is None and self.project is not None:
+            contracts.append(self.project.features)
+        return any(field_name in {f.name for f in c.feature_fields()}
+                   for c in contracts if c is not None)

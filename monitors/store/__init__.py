@@ -1,7 +1,9 @@
 """The results store: runs, findings, metrics, alert outbox and state, training runs, models.
 
 ``open_store(url)`` connects, brings the schema to the latest Alembic revision (own version
-table, so it can share a database with Airflow) and returns a :class:`Store`. SQLite is the
+table, so it can share a database with Airflow) and returns a :class:`Store`. Each stored run
+keeps its :class:`Provenance` (project file, contract file), which its alerts are addressed
+from. SQLite is the
 embedded default (``sqlite:///.funnelguard/results.db``); PostgreSQL is the production one.
 """
 
@@ -17,12 +19,22 @@ from monitors.store.models import (
     Run,
     TrainingRun,
 )
-from monitors.store.store import Store, fingerprint_of, open_store
+from monitors.store.store import (
+    Provenance,
+    Store,
+    fingerprint_of,
+    open_store,
+    provenance_of,
+    recording_project,
+)
 
 __all__ = [
     "open_store",
     "Store",
     "fingerprint_of",
+    "Provenance",
+    "provenance_of",
+    "recording_project",
     "Base",
     "Run",
     "FindingRow",

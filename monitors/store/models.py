@@ -65,6 +65,9 @@ class Run(Base):
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Where the run's contracts came from (NULL for runs stored before revision 0002).
+    project: Mapped[str | None] = mapped_column(sa.Text)
+    contract: Mapped[str | None] = mapped_column(sa.Text)
 
     findings: Mapped[list[FindingRow]] = relationship(
         back_populates="run", cascade="all, delete-orphan")
@@ -137,6 +140,11 @@ class AlertOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column()
+    # The project file and the dataset's contract file of the run that queued it: owners, PII
+    # fields and the stages affected are read from them at flush time (NULL before 0002:
+    # the packaged contract of the dataset's name).
+    project: Mapped[str | None] = mapped_column(sa.Text)
+    contract: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class AlertState(Base):

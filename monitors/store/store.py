@@ -1,10 +1,20 @@
-"""Opening the store and writing runs into it (upserts keyed by command, dataset, env, partition)."""
+"""Opening the store and writing runs into it (upserts keyed by command, dataset, env, partition).
+
+Each run is stored with its provenance: the project file and the contract file its dataset
+came from (:class:`Provenance`), so that its alerts are addressed from the contracts the run
+actually used, whichever process flushes them later.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -14,11 +24,78 @@ from funnelguard.errors import EnvironmentFailure, InputError
 from funnelguard.findings import Finding, RunResult
 from monitors.store.models import FindingRow, MetricRow, Run
 
-__all__ = ["open_store", "Store", "fingerprint_of", "VERSION_TABLE"]
+if TYPE_CHECKING:
+    from funnelguard.project import Project
+
+__all__ = ["open_store", "Store", "fingerprint_of", "VERSION_TABLE", "Provenance",
+           "provenance_of", "recording_project"]
 
 VERSION_TABLE = "funnelguard_alembic_version"
 _MIGRATED: dict[str, Engine] = {}
 _LOCK = threading.Lock()
+_RECORDING: contextvars.ContextVar[Project | str | None] = contextvars.ContextVar(
+    "funnelguard_recording_project", default=None)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a run's contracts came from.
+
+    Attributes:
+        project: the project file (absolute), or None when unknown.
+        contract: the contract file of the run's dataset (absolute), or None.
+    """
+
+    project: str | None = None
+    contract: str | None = None
+
+
+@contextlib.contextmanager
+def recording_project(project: Project | str | os.PathLike | None) -> Iterator[None]:
+    """Runs stored in this block (``record_run`` without ``project=``) belong to ``project``.
+
+    For callers that store through an edge they do not control (the DAG tasks call
+    ``funnelguard.commands.execute``, which stores the result).
+    """
+    token = _RECORDING.set(project if project is None or not isinstance(project, os.PathLike)
+                           else str(project))
+    try:
+        yield
+    finally:
+        _RECORDING.reset(token)
+
+
+def provenance_of(result: RunResult, project: Project | str | os.PathLike | None = None
+                  ) -> Provenance:
+    """The project and contract file behind ``result``.
+
+    Args:
+        result: the run.
+        project: the run's project (or its file). None: the one of :func:`recording_project`,
+            else the project ``find_project`` resolves (``$FUNNELGUARD_PROJECT``,
+            ``./funnelguard.yaml``, the packaged one) when it has the result's dataset.
+
+    Never raises: a project that cannot be loaded gives an empty provenance (alerts then go
+    to the packaged contract of the dataset's name, else the default owner).
+    """
+    from funnelguard.errors import FunnelguardError
+    from funnelguard.project import Project, find_project, load_project
+
+    explicit = project if project is not None else _RECORDING.get()
+    try:
+        if isinstance(explicit, Project):
+            loaded = explicit
+        else:
+            loaded = load_project(explicit if explicit is not None else find_project(None))
+    except (FunnelguardError, OSError):
+        return Provenance(str(Path(explicit).resolve()) if isinstance(explicit, str) else None)
+    contract = None
+    for c in loaded.contracts.values():
+        if result.dataset and c.name == result.dataset:
+            contract = str(Path(c.path).resolve())
+    if explicit is None and contract is None:
+        return Provenance()  # the run is not about the project found by default
+    return Provenance(str(Path(loaded.path).resolve()), contract)
 
 def fingerprint_of(finding: Finding, dataset: str | None = None) -> str:
     """The identity of a problem across runs: check|dataset|environment|feature|task|segment."""
@@ -78,10 +155,18 @@ class Store:
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
-    def record_run(self, result: RunResult) -> int:
-        """Store a run, replacing an earlier run with the same key; returns the run id."""
+    def record_run(self, result: RunResult, *,
+                   project: Project | str | os.PathLike | None = None) -> int:
+        """Store a run, replacing an earlier run with the same key; returns the run id.
+
+        Args:
+            result: the run.
+            project: the project whose contracts the run used (or its file); see
+                :func:`provenance_of` for what None means. Its alerts are addressed from it.
+        """
         key = dict(command=result.command, dataset=result.dataset or "",
                    environment=result.environment or "", partition=result.partition or "")
+        source = provenance_of(result, project)
         with self.session() as s, s.begin():
             old = s.scalars(sa.select(Run).filter_by(**key)).one_or_none()
             if old is not None:
@@ -90,7 +175,8 @@ class Store:
             run = Run(**key, status=result.status,
                       error_kind=result.error.kind if result.error else None,
                       error_message=result.error.message if result.error else None,
-                      artifacts=dict(result.artifacts))
+                      artifacts=dict(result.artifacts), project=source.project,
+                      contract=source.contract)
             run.findings = [self._finding_row(f, result) for f in result.findings]
             run.metrics = [
                 MetricRow(name=m.name, partition=result.partition or "", feature=m.feature,

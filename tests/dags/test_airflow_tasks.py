@@ -15,7 +15,7 @@ from funnelguard.orchestration.airflow_tasks import (
     nightly_partition,
     outcome_of,
     raise_for,
-    run_command,
+    run_job,
     snapshot_partitions,
 )
 
@@ -93,22 +93,67 @@ def test_summary_lists_at_most_max_lines_and_counts_the_rest():
     assert "…and 9 more" in text
 
 
-def test_run_command_in_process_maps_a_bad_warehouse_to_fail_and_stores_the_error(tmp_path):
-    store = f"sqlite:///{tmp_path / 'results.db'}"
-    with pytest.raises(AirflowFailException, match="expected an existing SQLite database"):
-        run_command(["gate", "--warehouse", f"sqlite:///{tmp_path / 'missing.db'}",
-                     "--as-of", "2026-10-25", "--store", store], store_url=store,
-                    environment="offline")
+def _gate_call(warehouse_url: str, project):
+    from funnelguard.commands import job
+    from funnelguard.warehouse import connect
+
+    def call():
+        return job("gate")(project, connect(warehouse_url), dt.date(2026, 10, 25))
+
+    return call
+
+
+def test_run_job_maps_a_bad_warehouse_to_fail_and_stores_the_error(tmp_path):
+    from funnelguard.project import load_project
     from monitors.store import open_store
 
+    store = f"sqlite:///{tmp_path / 'results.db'}"
+    project = load_project(None)
+    with pytest.raises(AirflowFailException, match="expected an existing SQLite database"):
+        run_job("gate", _gate_call(f"sqlite:///{tmp_path / 'missing.db'}", project),
+                project=project, partition=dt.date(2026, 10, 25), store_url=store,
+                json_out=tmp_path / "gate.json", environment="offline")
     runs = open_store(store).runs(partition="2026-10-25")
     assert [(r.command, r.status, r.environment, r.error_kind) for r in runs] == [
         ("gate", "error", "offline", "input")]
+    assert (tmp_path / "gate.json").is_file()
 
 
-def test_run_command_usage_error_fails_without_retry():
-    with pytest.raises(AirflowFailException, match="usage error"):
-        run_command(["gate", "--no-such-flag"])
+def test_run_job_of_an_unregistered_command_fails_without_retry(tmp_path):
+    from funnelguard.commands import job
+    from funnelguard.project import load_project
+
+    project = load_project(None)
+    with pytest.raises(AirflowFailException, match=r"expected a command of \[.*found 'gat'"):
+        run_job("gat", lambda: job("gat")(project, None, None), project=project,
+                partition=None, store_url=f"sqlite:///{tmp_path / 'results.db'}")
+
+
+def test_job_project_of_a_missing_file_fails_without_retry(tmp_path):
+    from funnelguard.orchestration.airflow_tasks import job_project
+
+    with pytest.raises(AirflowFailException, match="expected a project file"):
+        job_project(str(tmp_path / "nope.yaml"))
+
+
+def test_urls_come_from_connections_else_from_the_project(monkeypatch, tmp_path):
+    import dataclasses
+
+    from funnelguard.orchestration.airflow_tasks import store_url, warehouse_url
+    from funnelguard.project import load_project
+
+    monkeypatch.delenv("AIRFLOW_CONN_FUNNELGUARD_WAREHOUSE", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_FUNNELGUARD_STORE", raising=False)
+    packaged = load_project(None)
+    with pytest.raises(AirflowFailException, match="nor does project .* name a `warehouse:` URL"):
+        warehouse_url(packaged)
+    project = dataclasses.replace(packaged, warehouse="sqlite:////w.db", store="sqlite:////s.db")
+    assert (warehouse_url(project), store_url(project)) == ("sqlite:////w.db", "sqlite:////s.db")
+    monkeypatch.setenv("AIRFLOW_CONN_FUNNELGUARD_STORE", f"sqlite:///{tmp_path}/conn.db")
+    assert store_url(project) == f"sqlite:///{tmp_path}/conn.db"
+    monkeypatch.setenv("AIRFLOW_CONN_FUNNELGUARD_WAREHOUSE", "mysql://u@h/db")
+    with pytest.raises(AirflowFailException, match="found conn_type 'mysql'"):
+        warehouse_url(project)  # a connection that exists but is unusable is not skipped
 
 
 def _event(partition):

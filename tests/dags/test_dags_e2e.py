@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from funnelguard.demo.slack_sink import SlackSink
+from tests.dags.dag_runs import run_dag
 
 pytestmark = pytest.mark.slow
 
@@ -48,24 +49,6 @@ def wired(monkeypatch, tmp_path, slack):
         return f"sqlite:///{store}"
 
     return wire
-
-
-def run_dag(dagbag, dag_id: str, **conf) -> tuple[str, dict[str, str]]:
-    """``dag.test()`` with quick retries; returns the run state and each task's state."""
-    from airflow.utils.session import create_session
-
-    from funnelguard.demo import quick_retries
-
-    dag = dagbag.get_dag(dag_id)
-    quick_retries(dag)
-    run = dag.test(run_conf=conf)
-    with create_session() as session:
-        tis = run.get_task_instances(session=session)
-        states = {}
-        for ti in tis:
-            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-            states[key] = str(getattr(ti.state, "value", ti.state))
-    return str(getattr(run.state, "value", run.state)), states
 
 
 def _store(url: str):

@@ -4,6 +4,7 @@ another key stay; the store keeps its own Alembic version table. On SQLite and P
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -93,3 +94,49 @@ def test_rerun_replaces_on_postgresql(pg_url):
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         admin.dispose()
+
+
+def test_a_store_of_revision_0001_upgrades_and_keeps_its_rows(tmp_path):
+    """Rows stored before runs carried their project: NULL project and contract, still there."""
+    from alembic import command
+    from alembic.config import Config
+
+    import monitors.store.store as store_module
+    from monitors.store.models import AlertOutbox
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    cfg.set_main_option("version_table", VERSION_TABLE)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(sa.text(
+            "INSERT INTO fg_runs (command, dataset, environment, partition, status, artifacts, "
+            "recorded_at) VALUES ('validate', 'ranking_features', 'online', '2026-10-01', "
+            "'fail', '{}', '2026-10-02 06:00:00')"))
+        conn.execute(sa.text(
+            "INSERT INTO fg_alert_outbox (kind, group_key, dataset, environment, partition, "
+            "severity, fingerprints, payload, status, attempts, created_at) VALUES ('alert', "
+            "'validate|ranking_features|online|2026-10-01', 'ranking_features', 'online', "
+            "'2026-10-01', 'error', '[]', '{}', 'pending', 0, '2026-10-02 06:00:00')"))
+    engine.dispose()
+    store = open_store(url)
+    [run] = store.runs()
+    assert (run.command, run.project, run.contract) == ("validate", None, None)
+    with store.session() as s:
+        [row] = s.scalars(sa.select(AlertOutbox))
+    assert (row.status, row.project, row.contract) == ("pending", None, None)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == "0002"
+
+
+def test_a_run_keeps_the_project_and_contract_it_was_checked_against(store_url):
+    from funnelguard.project import PACKAGED_PROJECT, load_project
+
+    store = open_store(store_url)
+    store.record_run(_result("2026-10-06", failing=True), project=load_project(None))
+    [run] = store.runs(partition="2026-10-06")
+    assert run.project == str(PACKAGED_PROJECT)
+    assert run.contract == str(PACKAGED_PROJECT.parent / "ranking_features.yaml")
