@@ -193,7 +193,8 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, RunResult | None]:
             store_url = None  # a bad project is reported by the command itself
     done = execute(command, lambda: args.handler(args),
                    partition=getattr(args, "date", None) or getattr(args, "as_of", None),
-                   store_url=store_url, json_out=getattr(args, "json_out", None))
+                   store_url=store_url, json_out=getattr(args, "json_out", None),
+                   project=getattr(args, "project", None))
     if done.result is None:
         return done.code, None
     _print_summary(done.result, args.quiet)

@@ -110,7 +110,8 @@ class Executed:
 
 def execute(command: str, call: Callable[[], RunResult | int], *, partition: Any = None,
             store_url: str | None = None, json_out: str | None = None,
-            environment: str | None = None, store_errors: bool = False) -> Executed:
+            environment: str | None = None, store_errors: bool = False,
+            project: Project | str | None = None) -> Executed:
     """Run one command's function at the edge.
 
     Args:
@@ -122,6 +123,9 @@ def execute(command: str, call: Callable[[], RunResult | int], *, partition: Any
         environment: recorded on an error result that names none.
         store_errors: store error results too (the DAG tasks do, so the nightly job sees
             "could not run" rather than "not run yet").
+        project: the project (or its file) the command ran on: stored with the run, so its
+            alerts are addressed from that project's contracts. None: the project the
+            environment resolves.
     """
     try:
         outcome = call()
@@ -131,7 +135,7 @@ def execute(command: str, call: Callable[[], RunResult | int], *, partition: Any
                            environment=environment)
         code = exc.exit_code
         if store_errors and store_url:
-            _store_error(result, store_url)
+            _store_error(result, store_url, project)
     else:
         if isinstance(outcome, int):
             return Executed(outcome, None)
@@ -140,7 +144,7 @@ def execute(command: str, call: Callable[[], RunResult | int], *, partition: Any
             from monitors.store import open_store
 
             try:
-                open_store(store_url).record_run(result)
+                open_store(store_url).record_run(result, project=project)
             except FunnelguardError as exc:
                 # The check ran: its result is kept in --json even when the store is down.
                 if json_out:
@@ -154,10 +158,10 @@ def execute(command: str, call: Callable[[], RunResult | int], *, partition: Any
     return Executed(code, result)
 
 
-def _store_error(result: RunResult, store_url: str) -> None:
+def _store_error(result: RunResult, store_url: str, project: Project | str | None) -> None:
     from monitors.store import open_store
 
     try:
-        open_store(store_url).record_run(result)
+        open_store(store_url).record_run(result, project=project)
     except Exception as exc:  # noqa: BLE001 - the original error is the one to report
         print(f"funnelguard: could not store the error run: {exc}")

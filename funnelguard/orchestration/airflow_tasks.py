@@ -178,13 +178,11 @@ def run_job(command: str, call: Callable[[], RunResult], *, project: Project,
         The task's XCom: command, partition, dataset, environment, status and artifact paths.
     """
     from funnelguard.commands import execute
-    from monitors.store import recording_project
 
     print(f"funnelguard {command} {partition} ({project.describe()})")
-    with recording_project(project):
-        done = execute(command, call, partition=partition, store_url=store_url,
-                       json_out=None if json_out is None else str(json_out),
-                       environment=environment, store_errors=True)
+    done = execute(command, call, partition=partition, store_url=store_url,
+                   json_out=None if json_out is None else str(json_out),
+                   environment=environment, store_errors=True, project=project)
     outcome = outcome_of(done.code, done.result, command, project=project)
     print(outcome.summary)
     return raise_for(outcome)

@@ -98,3 +98,24 @@ def test_train_evaluate_replay_explain(cli, marketplace_faulted, tmp_path):
     code, explained = cli(m, "explain", "req020-00001", "--model", "served")
     assert explained.error is None
     assert "M-0" not in json.dumps(explained.to_json())  # member_ref is personal data
+
+
+def test_cli_runs_carry_their_project_to_the_alert(run_cli, marketplace_faulted, tmp_path,
+                                                   monkeypatch):
+    """``--project`` alone (no environment variable, another working directory): the queued
+    alert knows the project and contract, so it is addressed to the feature's owner."""
+    import sqlalchemy as sa
+
+    from monitors.store import AlertOutbox, open_store
+
+    m = marketplace_faulted
+    monkeypatch.delenv("FUNNELGUARD_PROJECT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    code, _ = run_cli("validate", "--project", m.project_path, "--date", m.last.isoformat(),
+                      "--env", "online", "--store", store)
+    assert code == 1
+    with sa.orm.Session(open_store(store).engine) as s:
+        rows = list(s.scalars(sa.select(AlertOutbox)))
+    assert rows and {r.project for r in rows} == {str(m.project_path.resolve())}
+    assert {Path(r.contract).name for r in rows} == {"marketplace_features.yaml"}
