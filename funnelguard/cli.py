@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "monitors.cli",
     "monitors.maturity.cli",
     "monitors.alerts.cli",
+    "funnelguard.runs_cli",
     "model.cli",
     "model.evaluation.cli",
 )
@@ -94,15 +96,16 @@ def project_of(args: argparse.Namespace, part: str | None = None):
 
     project = load_project(getattr(args, "project", None))
     override = getattr(args, "contract", None)
-    if part is None or not override:
-        return project
-    if override in project.contracts:
-        contract = project.contracts[override]
-    else:
-        from contracts.loader import load_contract
+    if part is not None and override:
+        if override in project.contracts:
+            contract = project.contracts[override]
+        else:
+            from contracts.loader import load_contract
 
-        contract = load_contract(override)
-    return dataclasses.replace(project, contracts={**project.contracts, part: contract})
+            contract = load_contract(override)
+        project = dataclasses.replace(project, contracts={**project.contracts, part: contract})
+    args.resolved_project = project  # the edge stores the run with what it really used
+    return project
 
 
 def store_url_of(args: argparse.Namespace, project=None) -> str:
@@ -141,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "training for the funnel ranking model. Exit codes: 0 pass, 1 a check "
                      "failed, 2 bad input, 3 environment failure.")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="list passing checks too (default: failures, then one summary line)")
+    parser.add_argument("--version", action="version", version=f"funnelguard {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for module_name in COMMAND_MODULES:
@@ -161,21 +167,40 @@ def write_json(path: str, result: RunResult) -> None:
     _write(path, result)
 
 
-def _print_summary(result: RunResult, quiet: bool) -> None:
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("funnelguard")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _print_summary(result: RunResult, quiet: bool, verbose: bool = False, *, out=None) -> None:
+    """Failures first (errors, then warnings), passing checks as one line unless ``verbose``."""
+    out = out or sys.stdout
     if result.error is not None:
         print(f"funnelguard {result.command}: {result.error.kind} error: {result.error.message}",
               file=sys.stderr)
         return
-    shown = result.failures if quiet else result.findings
-    for f in shown:
+    failed = [f for f in result.findings if not f.passed]
+    failed.sort(key=lambda f: f.severity != "error")
+    passed = [f for f in result.findings if f.passed]
+    for f in failed + (passed if verbose and not quiet else []):
         mark = "ok  " if f.passed else ("FAIL" if f.severity == "error" else "WARN")
         where = " ".join(x for x in (f.environment, f.feature, f.task, f.segment) if x)
-        print(f"{mark} {f.check:<22} {where:<40} {f.message}")
-    failed = len(result.failures)
+        print(f"{mark} {f.check:<22} {where:<40} {f.message}", file=out)
+    if passed and not verbose and not quiet:
+        print(f"ok   {len(passed)} checks passed (-v lists them)", file=out)
     print(f"funnelguard {result.command} {result.partition or ''}: {result.status} "
-          f"({len(result.findings)} findings, {failed} not passed)")
+          f"({len(result.findings)} findings, {len(failed)} not passed)", file=out)
     for name, path in result.artifacts.items():
-        print(f"  {name}: {path}")
+        print(f"  {name}: {path}", file=out)
+
+
+def _run_project(args: argparse.Namespace):
+    """The project a handler ran on (with its ``--contract``), else the ``--project`` path."""
+    return getattr(args, "resolved_project", None) or getattr(args, "project", None)
 
 
 def run(argv: Sequence[str] | None = None) -> tuple[int, RunResult | None]:
@@ -191,13 +216,18 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, RunResult | None]:
             store_url = store_url_of(args)
         except FunnelguardError:
             store_url = None  # a bad project is reported by the command itself
+    json_out = getattr(args, "json_out", None)
+    to_stdout = json_out == "-"  # `--json -`: the document on stdout, the summary on stderr
     done = execute(command, lambda: args.handler(args),
                    partition=getattr(args, "date", None) or getattr(args, "as_of", None),
-                   store_url=store_url, json_out=getattr(args, "json_out", None),
+                   store_url=store_url, json_out=None if to_stdout else json_out,
                    project=getattr(args, "project", None))
     if done.result is None:
         return done.code, None
-    _print_summary(done.result, args.quiet)
+    if to_stdout:
+        print(done.result.dumps())
+    _print_summary(done.result, args.quiet, args.verbose,
+                   out=sys.stderr if to_stdout else sys.stdout)
     return done.code, done.result
 
 
@@ -206,6 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, _ = run(argv)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `funnelguard ... | head`: the reader left. Silence the interpreter's final flush
+        # (Python's documented recipe) and report the pipe as SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except json.JSONDecodeError as exc:  # pragma: no cover - defensive
         print(f"funnelguard: bad JSON input: {exc}", file=sys.stderr)
         return EXIT_INPUT
