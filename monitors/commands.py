@@ -171,9 +171,12 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
             policies=same_day if env == "online_vs_offline" else window,
             reference_label=f"the window {first}..{last}")
     alignment = align_replay(frames["offline"], frames["online"], key=key)
+    segments = _segments(project, contract, "offline")
     rates = dr.default_rates(frames["offline"], frames["online"], contract, alignment=alignment,
-                             segments=_segments(project, contract, "offline"))
-    findings += dr.default_rate_findings(rates, contract)
+                             segments=segments)
+    causes = dr.default_rate_causes(frames["offline"], frames["online"], contract, rates,
+                                    alignment=alignment, segments=segments)
+    findings += dr.default_rate_findings(rates, contract, causes)
     findings = _since(findings, store_url, partition, contract.name)
 
     artifacts: dict[str, str] = {}

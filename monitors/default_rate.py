@@ -13,16 +13,19 @@ the contract's ``default_rate`` tolerance, or (overall only) above the field's o
 ``max_default_rate``: that maximum is the table's, so a small segment, or one whose value is
 itself the default (``channel=na``), is judged against its own offline rate only.
 Fields without a ``max_default_rate`` (a default that is also a common legitimate value) are
-measured (metrics) but not flagged.
+measured (metrics) but not flagged. :func:`default_rate_causes` finds the segment that explains
+a feature's flagged segments (:mod:`monitors.segments`); with it the findings fail that segment
+once and pass the segments it explains as ``info`` ("explained by ...").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from funnelguard.findings import Finding, Metric
+from monitors.segments import RootCause, SegmentRows, explains_words, find_root_cause, segment_sums
 from monitors.skew import SKEW_ROLES, ReplayAlignment, align_replay
 
 if TYPE_CHECKING:
@@ -31,8 +34,8 @@ if TYPE_CHECKING:
 
     from contracts.spec import Contract, FieldContract
 
-__all__ = ["DefaultRate", "default_mask", "default_rates", "default_rate_findings",
-           "default_rate_metrics"]
+__all__ = ["DefaultRate", "default_mask", "default_rates", "default_rate_causes",
+           "default_rate_findings", "default_rate_metrics"]
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,9 @@ def default_mask(column: pd.Series, field: FieldContract) -> np.ndarray:
 
 
 def _segment_labels(offline: pd.DataFrame, online: pd.DataFrame, column: str,
-                    alignment: ReplayAlignment) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Segment codes for offline rows and online rows (online take the offline value)."""
+                    alignment: ReplayAlignment) -> tuple[np.ndarray, list[str]]:
+    """Segment codes of the offline rows then the online rows (online rows take the offline
+    value through the replay join), and the value of each code."""
     import numpy as np
     import pandas as pd
 
@@ -119,7 +123,48 @@ def _segment_labels(offline: pd.DataFrame, online: pd.DataFrame, column: str,
         else np.full(len(online), None, dtype=object)
     on[alignment.online_rows] = off[alignment.offline_rows]
     codes, labels = pd.factorize(np.concatenate([off, on]), use_na_sentinel=False)
-    return codes[: len(off)], codes[len(off):], [str(x) for x in labels]
+    return codes, [str(x) for x in labels]
+
+
+def _segment_rows(offline: pd.DataFrame, online: pd.DataFrame, segments: Sequence[str],
+                  alignment: ReplayAlignment) -> SegmentRows:
+    """The offline rows then the online rows, by every segment column offline has."""
+    columns = [c for c in segments if c in offline.columns]
+    labelled = [_segment_labels(offline, online, c, alignment) for c in columns]
+    return SegmentRows(tuple(columns), tuple(codes for codes, _ in labelled),
+                       tuple(tuple(labels) for _, labels in labelled))
+
+
+def _weights(off_def: np.ndarray, on_def: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row of the offline-then-online rows: which side it is on and whether it is the
+    default (the sums :func:`_rate_of` reads)."""
+    import numpy as np
+
+    off_zero, on_zero = np.zeros(len(off_def)), np.zeros(len(on_def))
+    return {"offline_rows": np.concatenate([off_zero + 1, on_zero]),
+            "offline_defaults": np.concatenate([off_def, on_zero]),
+            "online_rows": np.concatenate([off_zero, on_zero + 1]),
+            "online_defaults": np.concatenate([off_zero, on_def])}
+
+
+def _rate_of(feature: str, segment: str | None, sums: Mapping[str, float], *, tolerance: float,
+             enforced: bool) -> DefaultRate:
+    """A segment's :class:`DefaultRate` from its sums (no table maximum: a segment is judged
+    against its own offline rate)."""
+    return DefaultRate(feature, segment, int(sums["offline_defaults"]), int(sums["offline_rows"]),
+                       int(sums["online_defaults"]), int(sums["online_rows"]),
+                       tolerance=tolerance, max_online=None, enforced=enforced)
+
+
+def _field_masks(offline: pd.DataFrame, online: pd.DataFrame,
+                 field: FieldContract) -> tuple[np.ndarray, np.ndarray]:
+    return default_mask(offline[field.name], field), default_mask(online[field.name], field)
+
+
+def _measured(contract: Contract, offline: pd.DataFrame, online: pd.DataFrame) -> list[FieldContract]:
+    """Fields with a declared default present on both sides."""
+    return [f for f in contract.fields if f.default is not None and f.role in SKEW_ROLES
+            and f.name in offline.columns and f.name in online.columns]
 
 
 def default_rates(
@@ -140,55 +185,114 @@ def default_rates(
         alignment: a precomputed replay join of the same frames (for segment labels).
         key: the join key when ``alignment`` is not given (default ``contract.key_column``).
     """
-    import numpy as np
-
     segments = contract.segments if segments is None else segments
     alignment = alignment or align_replay(offline, online, key=key or contract.key_column)
-    segment_codes = [(c, *_segment_labels(offline, online, c, alignment))
-                     for c in segments if c in offline.columns]
+    rows = _segment_rows(offline, online, segments, alignment)
     out = []
-    for field in contract.fields:
-        if field.default is None or field.role not in SKEW_ROLES \
-                or field.name not in offline.columns or field.name not in online.columns:
-            continue
-        off_def = default_mask(offline[field.name], field)
-        on_def = default_mask(online[field.name], field)
+    for field in _measured(contract, offline, online):
+        off_def, on_def = _field_masks(offline, online, field)
         tolerance = field.policy("default_rate", contract.default_policy).tolerance
         enforced = bool(field.max_default_rate)
         out.append(DefaultRate(field.name, None, int(off_def.sum()), len(off_def),
                                int(on_def.sum()), len(on_def), tolerance=tolerance,
                                max_online=field.max_default_rate.get("online"), enforced=enforced))
-        common = dict(tolerance=tolerance, max_online=None, enforced=enforced)
-        for column, off_codes, on_codes, labels in segment_codes:
-            n = len(labels)
-            off_rows, on_rows = np.bincount(off_codes, minlength=n), np.bincount(on_codes, minlength=n)
-            off_hits = np.bincount(off_codes, weights=off_def, minlength=n)
-            on_hits = np.bincount(on_codes, weights=on_def, minlength=n)
-            for i, label in enumerate(labels):
-                out.append(DefaultRate(field.name, f"{column}={label}", int(off_hits[i]),
-                                       int(off_rows[i]), int(on_hits[i]), int(on_rows[i]), **common))
+        weights = _weights(off_def, on_def)
+        for i in range(len(rows.columns)):
+            for code, sums in enumerate(segment_sums(rows, weights, i)):
+                out.append(_rate_of(field.name, rows.segment(i, code), sums,
+                                    tolerance=tolerance, enforced=enforced))
     return tuple(out)
 
 
-def default_rate_findings(rates: Sequence[DefaultRate], contract: Contract) -> list[Finding]:
+def default_rate_causes(
+    offline: pd.DataFrame,
+    online: pd.DataFrame,
+    contract: Contract,
+    rates: Sequence[DefaultRate],
+    *,
+    segments: Sequence[str] | None = None,
+    alignment: ReplayAlignment | None = None,
+    key: str | None = None,
+) -> dict[str, RootCause]:
+    """The segment that explains each feature's flagged segments (:mod:`monitors.segments`).
+
+    Only features with a flagged segment in ``rates`` are attributed; a feature is left out when
+    no single segment column explains its excess. Arguments as for :func:`default_rates`
+    (``rates`` is its result for the same frames).
+    """
+    flagged = {r.feature for r in rates if r.flagged and r.segment is not None}
+    if not flagged:
+        return {}
+    segments = contract.segments if segments is None else segments
+    alignment = alignment or align_replay(offline, online, key=key or contract.key_column)
+    rows = _segment_rows(offline, online, segments, alignment)
+    causes = {}
+    for field in _measured(contract, offline, online):
+        if field.name not in flagged:
+            continue
+        tolerance = field.policy("default_rate", contract.default_policy).tolerance
+
+        def rule(sums: Mapping[str, float], name: str = field.name, tol: float = tolerance) -> bool:
+            return _rate_of(name, None, sums, tolerance=tol, enforced=True).flagged
+
+        cause = find_root_cause(rows, _weights(*_field_masks(offline, online, field)), rule)
+        if cause is not None:
+            causes[field.name] = cause
+    return causes
+
+
+def _cause_words(r: DefaultRate, cause: RootCause, by_key: Mapping[tuple, DefaultRate],
+                 tolerance: float) -> tuple[str, bool, bool]:
+    """(message suffix, still failing, explained) of ``r`` given its feature's root cause."""
+    if r.segment is None:
+        parts = [f"{s}: {x.online_rate:.2%} vs {x.offline_rate:.2%} offline"
+                 for s in cause.segments if (x := by_key.get((r.feature, s)))]
+        return (f"; caused by {', '.join(parts)}; other segments at their base rate",
+                r.flagged, False)
+    if r.segment in cause.segments:
+        return f"; the root cause{explains_words(cause)}", r.flagged, False
+    if r.segment in cause.explained:
+        rest = _rate_of(r.feature, None, cause.explained[r.segment], tolerance=tolerance,
+                        enforced=True)
+        return (f"; explained by {cause.label}: without its rows {rest.online_rate:.2%} vs "
+                f"{rest.offline_rate:.2%} offline ({rest.online_defaults}/{rest.online_rows})",
+                False, True)
+    return "", r.flagged, False
+
+
+def default_rate_findings(rates: Sequence[DefaultRate], contract: Contract,
+                          causes: Mapping[str, RootCause] | None = None) -> list[Finding]:
     """``default_rate`` findings (environment ``online_vs_offline``) for enforced fields: the
-    overall rate always, the per-segment rates of a feature when any of its rates is flagged."""
+    overall rate always, the per-segment rates of a feature when any of its rates is flagged.
+
+    With ``causes`` (:func:`default_rate_causes`), a feature's overall finding names its root
+    cause, the cause's segments say so, and the flagged segments it explains pass as ``info``
+    findings that say "explained by ...": one failing segment per root cause.
+    """
+    causes = causes or {}
     flagged_features = {r.feature for r in rates if r.flagged}
+    by_key = {(r.feature, r.segment): r for r in rates}
     findings = []
     for r in rates:
         if not r.enforced or (r.segment is not None and r.feature not in flagged_features):
             continue
-        severity = contract.field(r.feature).policy("default_rate", contract.default_policy).severity
+        policy = contract.field(r.feature).policy("default_rate", contract.default_policy)
         where = f" with {r.segment}" if r.segment else ""
         cap = f", max {r.max_online:.2%}" if r.max_online is not None else ""
+        message = (f"{r.feature} is its default in {r.online_rate:.2%} of online rows{where} "
+                   f"({r.online_defaults}/{r.online_rows}) vs {r.offline_rate:.2%} offline "
+                   f"({r.offline_defaults}/{r.offline_rows}); limit {r.limit:.2%} "
+                   f"(offline + {r.tolerance:g}{cap})")
+        failing, explained = r.flagged, False
+        if r.feature in causes:
+            suffix, failing, explained = _cause_words(r, causes[r.feature], by_key,
+                                                      policy.tolerance)
+            message += suffix
         findings.append(Finding(
-            check="default_rate", passed=not r.flagged, severity=severity, feature=r.feature,
+            check="default_rate", passed=not failing,
+            severity="info" if explained else policy.severity, feature=r.feature,
             environment="online_vs_offline", segment=r.segment, value=r.online_rate,
-            threshold=r.limit, count=r.online_defaults, dataset=contract.name,
-            message=(f"{r.feature} is its default in {r.online_rate:.2%} of online rows{where} "
-                     f"({r.online_defaults}/{r.online_rows}) vs {r.offline_rate:.2%} offline "
-                     f"({r.offline_defaults}/{r.offline_rows}); limit {r.limit:.2%} "
-                     f"(offline + {r.tolerance:g}{cap})")))
+            threshold=r.limit, count=r.online_defaults, dataset=contract.name, message=message))
     return findings
 
 

@@ -8,16 +8,21 @@ and one-sided keys are counted).
 match within the contract's tolerance (``numeric_tolerance`` absolute, ``relative_tolerance``
 relative, the larger applies), categoricals and ids match exactly, NULL matches NULL and
 ``inf`` matches ``inf`` — ranks features by mismatch rate, breaks each feature down by segment
-and keeps a few examples with PII redacted. :func:`skew_findings` turns that into findings.
+and keeps a few examples with PII redacted. When one segment explains a feature's failing
+segments (:mod:`monitors.segments`), the report names it as the feature's root cause.
+:func:`skew_findings` turns that into findings: the cause's segment fails, the segments it
+explains pass as ``info`` ("explained by ...").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from funnelguard.findings import Finding, Metric
+from monitors.segments import RootCause, SegmentRows, explains_words, find_root_cause
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,11 +102,20 @@ class FeatureSkew:
 
 @dataclass(frozen=True)
 class SkewReport:
-    """Everything replay skew found in one partition; ``features`` ranked by mismatch rate."""
+    """Everything replay skew found in one partition; ``features`` ranked by mismatch rate.
+
+    Attributes:
+        alignment: the replay join.
+        features: one comparison per feature, ranked by mismatch rate.
+        segments: per segment value of each feature with mismatches.
+        causes: feature -> the segment that explains its failing segments
+            (:func:`monitors.segments.find_root_cause`), for features where one does.
+    """
 
     alignment: ReplayAlignment
     features: tuple[FeatureSkew, ...]
     segments: tuple[FeatureSkew, ...]
+    causes: Mapping[str, RootCause] = dataclasses.field(default_factory=dict)
 
     def ranked(self) -> list[str]:
         return [f.feature for f in self.features]
@@ -239,18 +253,34 @@ def replay_skew(
             values = offline[column].to_numpy(dtype=object)[alignment.offline_rows]
             codes, labels = pd.factorize(values, use_na_sentinel=False)
             segment_codes.append((column, codes, [str(x) for x in labels]))
-    features, by_segment = [], []
+    rows = SegmentRows(tuple(c for c, _, _ in segment_codes),
+                       tuple(codes for _, codes, _ in segment_codes),
+                       tuple(tuple(labels) for _, _, labels in segment_codes))
+    features, by_segment, causes = [], [], {}
     for field in contract.fields:
         if field.role not in SKEW_ROLES or field.name not in offline.columns \
                 or field.name not in online.columns:
             continue
         skew, mismatch = _compare_field(field, offline, online, alignment, keys, n_examples)
         features.append(skew)
-        if skew.mismatched:
-            by_segment.extend(_segment_breakdown(skew, mismatch.astype(np.float64), segment_codes))
+        if not skew.mismatched:
+            continue
+        breakdown = _segment_breakdown(skew, mismatch.astype(np.float64), segment_codes)
+        by_segment.extend(breakdown)
+        tolerance = field.policy("replay_skew", contract.default_policy).tolerance
+        if any(s.rate > tolerance for s in breakdown):
+            cause = find_root_cause(rows, {"mismatched": mismatch.astype(np.float64)},
+                                    lambda sums, tol=tolerance: _skewed(sums, tol))
+            if cause is not None:
+                causes[field.name] = cause
     features.sort(key=lambda s: (-s.rate, s.feature))
     by_segment.sort(key=lambda s: (s.feature, -s.rate, s.segment))
-    return SkewReport(alignment, tuple(features), tuple(by_segment))
+    return SkewReport(alignment, tuple(features), tuple(by_segment), causes)
+
+
+def _skewed(sums: Mapping[str, float], tolerance: float) -> bool:
+    """The replay-skew rule on one segment's sums: its mismatch rate exceeds the tolerance."""
+    return bool(sums["rows"]) and sums["mismatched"] / sums["rows"] > tolerance
 
 
 def _tolerance_text(s: FeatureSkew) -> str:
@@ -284,21 +314,40 @@ def skew_findings(report: SkewReport, contract: Contract) -> list[Finding]:
     for rank, s in enumerate(report.features, start=1):
         field = contract.field(s.feature)
         pol = field.policy("replay_skew", policy)
+        cause = report.causes.get(s.feature)
         findings.append(Finding(
             check="replay_skew", passed=s.rate <= pol.tolerance, severity=pol.severity,
             feature=s.feature, environment="online_vs_offline", value=s.rate,
             threshold=pol.tolerance, count=s.mismatched, examples=s.examples or None,
             dataset=name,
             message=(f"rank {rank}: {s.mismatched} of {s.compared} matched impressions differ "
-                     f"({s.rate:.2%}; {_tolerance_text(s)})")))
+                     f"({s.rate:.2%}; {_tolerance_text(s)})"
+                     + (_caused_by(cause, report.segments, s.feature) if cause else ""))))
     for s in report.segments:
         pol = contract.field(s.feature).policy("replay_skew", policy)
+        message = f"{s.mismatched} of {s.compared} impressions with {s.segment} differ ({s.rate:.2%})"
+        failing, severity = s.rate > pol.tolerance, pol.severity
+        cause = report.causes.get(s.feature)
+        if cause and s.segment in cause.segments:
+            message += f"; the root cause{explains_words(cause)}"
+        elif cause and s.segment in cause.explained:
+            rest = cause.explained[s.segment]
+            message += (f"; explained by {cause.label}: without its rows {int(rest['mismatched'])} "
+                        f"of {int(rest['rows'])} differ")
+            failing, severity = False, "info"
         findings.append(Finding(
-            check="replay_skew", passed=s.rate <= pol.tolerance, severity=pol.severity,
+            check="replay_skew", passed=not failing, severity=severity,
             feature=s.feature, environment="online_vs_offline", segment=s.segment, value=s.rate,
-            threshold=pol.tolerance, count=s.mismatched, dataset=name,
-            message=f"{s.mismatched} of {s.compared} impressions with {s.segment} differ ({s.rate:.2%})"))
+            threshold=pol.tolerance, count=s.mismatched, dataset=name, message=message))
     return findings
+
+
+def _caused_by(cause: RootCause, segments: Sequence[FeatureSkew], feature: str) -> str:
+    """``"; caused by a=x: 5 of 6 differ (83.33%); other segments within tolerance"``."""
+    by_segment = {s.segment: s for s in segments if s.feature == feature}
+    parts = [f"{seg}: {x.mismatched} of {x.compared} differ ({x.rate:.2%})"
+             for seg in cause.segments if (x := by_segment.get(seg))]
+    return f"; caused by {', '.join(parts)}; other segments within tolerance"
 
 
 def skew_metrics(report: SkewReport) -> list[Metric]:
