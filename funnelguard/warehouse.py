@@ -13,6 +13,8 @@ here for existing scripts: they are the packaged demo project's, defined by the 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from funnelguard.errors import EnvironmentFailure, InputError
+from funnelguard.errors import EnvironmentFailure, InputError, database_connect_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -130,39 +132,55 @@ def tables_for(contracts, metadata: sa.MetaData | None = None) -> sa.MetaData:
     return metadata
 
 
+def _hide_password(url: str) -> str:
+    """A URL that did not parse, with whatever stands between ``user:`` and ``@`` hidden."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
 def connect(url: str, *, must_exist: bool = True) -> Engine:
     """An engine for a SQLAlchemy URL, checked by connecting once.
 
     Raises:
-        InputError: the URL is malformed, or (``must_exist``) a SQLite file is missing.
-        EnvironmentFailure: the database cannot be reached.
+        InputError: the URL is malformed, or (``must_exist``) a SQLite file is missing or is a
+            directory.
+        ConnectionRejected: the server refused the user, password, database or an option
+            (:func:`funnelguard.errors.database_connect_error`; exit 2, a retry cannot fix it).
+        EnvironmentFailure: the database cannot be reached: refused, timed out, shutting down.
     """
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
+    except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise InputError(
             f"expected a SQLAlchemy URL such as sqlite:///path/warehouse.db or "
-            f"postgresql+psycopg://user@host:5432/db, found {url!r}"
+            f"postgresql+psycopg://user@host:5432/db, found {_hide_password(str(url))!r}"
         ) from exc
-    if parsed.drivername.startswith("postgres") and parsed.drivername in ("postgres", "postgresql"):
+    if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    where = parsed.render_as_string(hide_password=True)
     if parsed.drivername.startswith("sqlite") and must_exist:
-        import os
-
-        if parsed.database and parsed.database != ":memory:" and not os.path.exists(parsed.database):
-            raise InputError(f"expected an existing SQLite database, found no file at {parsed.database}")
+        if parsed.database and parsed.database != ":memory:":
+            if not os.path.exists(parsed.database):
+                raise InputError(f"expected an existing SQLite database, found no file at "
+                                 f"{parsed.database}")
+            if os.path.isdir(parsed.database):
+                raise InputError(f"expected a SQLite database file, found a directory at "
+                                 f"{parsed.database}")
     try:
         engine = sa.create_engine(parsed, future=True)
-    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
-        raise InputError(f"cannot use database URL {parsed.render_as_string(hide_password=True)}: {exc}") from exc
+    except (sa.exc.ArgumentError, ModuleNotFoundError, TypeError, ValueError) as exc:
+        raise InputError(f"cannot use database URL {where}: {exc}") from exc
+    sqlite = parsed.get_backend_name() == "sqlite"
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        raise EnvironmentFailure(
-            f"database unreachable at {parsed.render_as_string(hide_password=True)}: "
-            f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}"
-        ) from exc
+            # SQLite opens any file lazily: reading its schema is what finds a file that is not
+            # a database (the first query would, with a traceback).
+            conn.execute(sa.text("SELECT count(*) FROM sqlite_master" if sqlite else "SELECT 1"))
+    except sa.exc.DBAPIError as exc:  # OperationalError, ProgrammingError (bad options) ...
+        engine.dispose()
+        if sqlite and "not a database" in str(exc.orig):
+            raise InputError(f"expected a SQLite database, found a file that is not one at "
+                             f"{parsed.database} ({exc.orig})") from exc
+        raise database_connect_error(exc, where) from exc
     return engine
 
 

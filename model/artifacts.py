@@ -31,7 +31,7 @@ import torch
 
 from model.config import TrainConfig, config_from_dict
 from model.encoding import FeatureEncoder
-from model.errors import ModelDirError
+from model.errors import ConfigError, ModelDirError
 from model.network import FunnelNet
 
 __all__ = ["FunnelModel", "save_model", "load_model", "build_net", "MODEL_FILES",
@@ -174,8 +174,74 @@ def save_model(out: str | Path, net: FunnelNet, encoder: FeatureEncoder, config:
     return out
 
 
+def _size(file: Path) -> str:
+    try:
+        n = file.stat().st_size
+    except OSError:
+        return "unknown size"
+    return "empty" if n == 0 else f"{n:,} bytes"
+
+
+def _read_json(file: Path, expected: str) -> dict[str, Any]:
+    """A JSON object file of the model directory, or a ModelDirError naming the file."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelDirError(f"{file}: expected {expected} as JSON text, found bytes that are not "
+                            f"UTF-8 ({_size(file)})") from None
+    except OSError as exc:
+        raise ModelDirError(f"{file}: expected a readable file, found {exc.strerror or exc}"
+                            ) from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        found = ("an empty file" if not text.strip()
+                 else f"invalid JSON ({exc.msg}) in a file of {_size(file)}")
+        raise ModelDirError(f"{file}:{exc.lineno}:{exc.colno}: expected {expected} as JSON, "
+                            f"found {found}") from None
+    if not isinstance(doc, dict):
+        raise ModelDirError(f"{file}: expected {expected} (a JSON object), found a JSON "
+                            f"{type(doc).__name__}")
+    return doc
+
+
+def _problem(exc: BaseException, *, whole: bool = False) -> str:
+    """What went wrong in a few words: the first line (``whole``: every line, joined)."""
+    if isinstance(exc, KeyError):
+        return f"missing key {exc.args[0]!r}" if exc.args else "a missing key"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = " ".join(lines) if whole else lines[0]
+    return f"{type(exc).__name__}: {text[:500]}"
+
+
+def _read_weights(file: Path) -> Mapping[str, Any]:
+    try:
+        with file.open("rb"):
+            pass
+    except OSError as exc:
+        raise ModelDirError(f"{file}: expected a readable file, found {exc.strerror or exc}"
+                            ) from exc
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zip (OSError, RuntimeError), EOF, pickle
+        raise ModelDirError(
+            f"{file}: expected the network's state_dict written by torch.save (a zip archive "
+            f"loadable with weights_only=True), found a file that does not load "
+            f"({_size(file)}; {_problem(exc)}); the file is damaged or incomplete: copy or "
+            f"train the model again") from None
+    if not isinstance(state, Mapping):
+        raise ModelDirError(f"{file}: expected a state_dict (a mapping of parameter names to "
+                            f"tensors), found a {type(state).__name__}")
+    return state
+
+
 def load_model(path: str | Path) -> FunnelModel:
     """Load a model directory written by :func:`save_model` (``funnelguard train --out``).
+
+    Every problem names the file and what was wrong with it (empty, not JSON, a missing key,
+    a damaged ``weights.pt``, weights that do not fit ``config.json`` / ``encoder.json``).
 
     Raises:
         ModelDirError: the directory or one of its files is missing or unreadable.
@@ -187,21 +253,35 @@ def load_model(path: str | Path) -> FunnelModel:
     if missing:
         raise ModelDirError(f"model directory {path}: expected files {list(MODEL_FILES)}, "
                             f"missing {missing}")
-    try:
-        manifest = json.loads((path / "model.json").read_text())
-        config = config_from_dict(json.loads((path / "config.json").read_text()),
-                                  where=str(path / "config.json"))
-        encoder = FeatureEncoder.from_json(json.loads((path / "encoder.json").read_text()))
-        state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
-    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
-        raise ModelDirError(f"model directory {path}: unreadable ({type(exc).__name__}: {exc})") from exc
+    manifest = _read_json(path / "model.json", "the model manifest")
     if manifest.get("format") != FORMAT:
         raise ModelDirError(f"{path / 'model.json'}: expected format {FORMAT!r}, "
                             f"found {manifest.get('format')!r}")
-    net = build_net(config, encoder, manifest.get("base_rates", {}))
+    base_rates = manifest.get("base_rates", {})
+    if not isinstance(base_rates, Mapping):
+        raise ModelDirError(f"{path / 'model.json'}: expected base_rates as a mapping of task "
+                            f"to rate, found a {type(base_rates).__name__}")
+    try:
+        config = config_from_dict(_read_json(path / "config.json", "the training config"),
+                                  where=str(path / "config.json"))
+    except ConfigError as exc:  # it names the file and the key
+        raise ModelDirError(str(exc)) from None
+    encoder_doc = _read_json(path / "encoder.json", "the feature encoder")
+    try:
+        encoder = FeatureEncoder.from_json(encoder_doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelDirError(f"{path / 'encoder.json'}: expected the feature encoder (id_buckets, "
+                            f"vocabularies, dense, features), found {_problem(exc)}") from None
+    state = _read_weights(path / "weights.pt")
+    try:
+        net = build_net(config, encoder, base_rates)
+    except (ConfigError, KeyError, TypeError, ValueError) as exc:
+        raise ModelDirError(f"{path}: config.json and encoder.json do not describe one network "
+                            f"({_problem(exc)})") from None
     try:
         net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelDirError(f"{path / 'weights.pt'}: weights do not match config.json: {exc}") from exc
+    except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
+        raise ModelDirError(f"{path / 'weights.pt'}: weights do not match config.json and "
+                            f"encoder.json: {_problem(exc, whole=True)}") from None
     net.eval()
     return FunnelModel(net, encoder, config, manifest, path)

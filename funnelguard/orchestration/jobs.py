@@ -170,6 +170,13 @@ def flush_alerts(project: str | None = None) -> Mapping[str, Any]:
         code, result = report.exit_code, report.to_result()
         print(f"alerts flush: {len(report.sent)} sent, {len(report.kept)} kept for retry, "
               f"{len(report.failed)} rejected")
+        if code != 3:  # a rejection is an operator-visible, stored finding (as from the CLI)
+            from monitors.store import open_store
+
+            try:
+                open_store(url).record_run(result)
+            except FunnelguardError as exc:
+                print(f"alerts flush: the result could not be stored: {exc}")
     return raise_for(outcome_of(code, result, "alerts flush"))
 
 

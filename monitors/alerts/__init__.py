@@ -1,7 +1,8 @@
 """Slack alerts: queued in the results store's outbox with the findings that cause them
 (:func:`enqueue_for_run`, called by ``Store.record_run``), delivered by :func:`flush`
 (``funnelguard alerts flush`` and the DAGs' alert task) through the Airflow Slack provider,
-deduplicated, resolved and muted by fingerprint; :func:`render_run_summary` is the short text
+deduplicated, resolved and muted by fingerprint, re-queued after Slack rejected them
+(:func:`requeue_failed`); :func:`render_run_summary` is the short text
 for Airflow's ``SlackWebhookNotifier``. Names load lazily, so ``funnelguard --help`` stays fast.
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "mute",
     "unmute",
     "list_alerts",
+    "requeue_failed",
     "AlertSettings",
     "OwnerDirectory",
     "render_message",
@@ -31,7 +33,7 @@ _HOME = {
     "enqueue_for_run": "outbox",
     "flush": "dispatch", "flush_store": "dispatch", "FlushReport": "dispatch",
     "Delivery": "dispatch",
-    "mute": "mutes", "unmute": "mutes", "list_alerts": "mutes",
+    "mute": "mutes", "unmute": "mutes", "list_alerts": "mutes", "requeue_failed": "mutes",
     "AlertSettings": "settings",
     "OwnerDirectory": "owners",
     "render_message": "message", "render_run_summary": "message", "QueuedAlert": "message",

@@ -1,9 +1,12 @@
-"""``funnelguard alerts flush|mute|unmute|list``: the outbox and alert state from the shell.
+"""``funnelguard alerts flush|retry|mute|unmute|list``: the outbox and alert state from the shell.
 
-Handlers return exit codes: ``flush`` 0 when everything due was delivered, 3 while messages
-wait for Slack (unreachable, 5xx, 429: the DAG retries), 1 when Slack rejected a message, 2 for
-a missing or malformed Slack connection; ``mute``/``unmute``/``list`` 0, or 2 for an unknown
-fingerprint or a bad duration. Nothing heavy is imported until a handler runs.
+``flush`` exits 0 when everything due was delivered, 1 when Slack rejected a message (a 4xx
+other than 408/429: a failing ``alert_delivery`` finding naming the connection and the status,
+stored and printed like any check's), 3 while messages wait for Slack (unreachable, 5xx, 429:
+the DAG retries), 2 for a missing or malformed Slack connection. ``retry --id N | --all-failed``
+puts rejected rows back in the outbox; ``mute``/``unmute``/``list``/``retry`` exit 0, or 2 for
+an unknown fingerprint or outbox id, or a bad duration. Nothing heavy is imported until a
+handler runs.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ def _store_flag(parser: argparse.ArgumentParser) -> None:
 def register(subparsers) -> None:
     """Add ``alerts`` and its actions to the ``funnelguard`` parser."""
     alerts = subparsers.add_parser(
-        "alerts", help="Slack alerts: deliver the outbox, mute, list",
-        description="Slack alerts queued in the results store: deliver, mute, list.")
+        "alerts", help="Slack alerts: deliver the outbox, retry, mute, list",
+        description="Slack alerts queued in the results store: deliver, retry, mute, list.")
     actions = alerts.add_subparsers(dest="alerts_action", metavar="ACTION")
     actions.required = True
 
@@ -36,6 +39,17 @@ def register(subparsers) -> None:
     flush.add_argument("--json", dest="json_out", default=None, metavar="OUT",
                        help="write the delivery report (alert_delivery findings) here")
     flush.set_defaults(handler=_flush, command_name="alerts flush")
+
+    retry = actions.add_parser(
+        "retry", help="re-queue alerts Slack rejected, once the connection is fixed",
+        description="Put alerts Slack rejected (4xx; `alerts list` shows them under REJECTED BY "
+                    "SLACK) back in the outbox; the next `alerts flush` posts them.")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", dest="ids", type=int, action="append", metavar="N",
+                       help="the outbox id (`alert #N`); repeat the flag for several")
+    which.add_argument("--all-failed", action="store_true", help="every rejected alert")
+    _store_flag(retry)
+    retry.set_defaults(handler=_retry, command_name="alerts retry")
 
     mute = actions.add_parser("mute", help="stop alerting a fingerprint for a while")
     mute.add_argument("fingerprint", metavar="FINGERPRINT",
@@ -56,29 +70,58 @@ def register(subparsers) -> None:
     listing.set_defaults(handler=_list, command_name="alerts list")
 
 
+def _store_url(args: argparse.Namespace) -> str:
+    """The store the edge records this command's run in: ``--store``, ``$FUNNELGUARD_STORE``,
+    the project's ``store:``, else the default."""
+    from funnelguard.cli import default_store_url, store_url_of
+    from funnelguard.errors import FunnelguardError
+
+    try:
+        return store_url_of(args)
+    except FunnelguardError:  # no readable project here: the store flags and the default
+        return args.store or default_store_url()
+
+
 def _open(args: argparse.Namespace):
-    from funnelguard.cli import default_store_url
     from monitors.store import open_store
 
-    return open_store(args.store or default_store_url())
+    return open_store(_store_url(args))
 
 
-def _flush(args: argparse.Namespace) -> int:
-    from funnelguard.cli import default_store_url, write_json
+def _flush(args: argparse.Namespace):
+    from funnelguard.cli import write_json
+    from funnelguard.errors import EXIT_ENVIRONMENT
     from monitors.alerts.dispatch import flush
 
-    # The handler writes the document itself: the edge keeps findings only for exit 0/1, and a
-    # flush that leaves messages queued (exit 3) still reports each row.
-    report = flush(args.store or default_store_url(), args.slack_conn)
-    if args.json_out:
-        write_json(args.json_out, report.to_result())
+    report = flush(_store_url(args), args.slack_conn)
+    result = report.to_result()
     for d in report.deliveries:
         line = f"{d.status:<8} #{d.outbox_id:<5} {d.kind:<10} {d.group_key}"
         print(line + (f"  ({d.error})" if d.error and d.status != "sent" else ""))
     print(f"funnelguard alerts flush: {len(report.sent)} sent, {len(report.kept)} kept for "
           f"retry, {len(report.failed)} rejected; {report.outstanding} waiting after failed "
-          f"deliveries")
-    return report.exit_code
+          f"deliveries" + (f"; {len(report.held)} rejected earlier, held for `alerts retry`"
+                           if report.held else ""))
+    if report.exit_code == EXIT_ENVIRONMENT:
+        # The edge keeps findings only for a result, and an error would replace them: a flush
+        # that leaves messages queued writes its own document, each row reported.
+        if args.json_out:
+            write_json(args.json_out, result)
+        return EXIT_ENVIRONMENT
+    return result  # the edge stores it, writes --json, exits 1 on a rejection
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from monitors.alerts.mutes import requeue_failed
+
+    done = requeue_failed(_open(args), None if args.all_failed else args.ids)
+    for r in done:
+        print(f"re-queued #{r.outbox_id} {r.kind} {r.group_key}  (rejected before: "
+              f"{r.rejected_with})")
+    print(f"funnelguard alerts retry: {len(done)} alert(s) back in the outbox"
+          + ("; `funnelguard alerts flush` (or the next DAG run) posts them" if done else
+             "; none was rejected"))
+    return 0
 
 
 def _mute(args: argparse.Namespace) -> int:
@@ -121,7 +164,8 @@ def _list(args: argparse.Namespace) -> int:
               f"next {_when(p.next_attempt_at)}" + (f"  last error: {p.last_error}"
                                                     if p.last_error else ""))
     if listing.failed:
-        print(f"REJECTED BY SLACK ({len(listing.failed)})")
+        print(f"REJECTED BY SLACK ({len(listing.failed)}; fix the connection or the message, "
+              f"then `funnelguard alerts retry --id N` or `--all-failed`)")
         for p in listing.failed:
             print(f"  #{p.outbox_id} {p.kind} {p.group_key}: {p.last_error}")
     return 0

@@ -22,10 +22,16 @@ from urllib.parse import urlsplit
 
 from monitors.alerts.errors import SlackConnectionError
 
-__all__ = ["DeliveryOutcome", "SlackWebhook", "parse_retry_after", "DEFAULT_RETRY_AFTER"]
+__all__ = ["DeliveryOutcome", "SlackWebhook", "parse_retry_after", "DEFAULT_RETRY_AFTER",
+           "CONNECTION_REJECTED", "RETRYABLE_4XX"]
 
 DEFAULT_RETRY_AFTER = 30.0
 _CLIENT_LOGGER = "funnelguard.alerts.slack_client"
+# 4xx answers that refuse the webhook itself, not one message (Slack: invalid_token,
+# action_prohibited, no_service, no_team, channel_not_found, channel_is_archived).
+CONNECTION_REJECTED = frozenset({401, 403, 404, 410})
+# 4xx answers a retry can fix: the request timed out at Slack's end, rate limited.
+RETRYABLE_4XX = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,12 @@ class DeliveryOutcome:
         error: what went wrong, webhook URL scrubbed (``None`` when delivered).
         retry_after: seconds Slack asked us to wait (HTTP 429).
         unreachable: no HTTP answer at all (refused, timed out, reset): stop this flush.
-        rejected: Slack refused the payload itself (HTTP 400): retrying cannot help.
+        rejected: Slack refused the post with a 4xx other than 408 and 429: sending the same
+            again cannot help until someone fixes the message or the connection.
+        connection_rejected: the 4xx refuses the webhook itself (401, 403, 404, 410: revoked
+            token, deleted or archived channel): every other post would be refused too.
+        uncertain: the request was sent and no answer came (read timeout, reset): Slack may
+            have posted it, so a re-send says it is a repeat.
         status_code: the HTTP status, when there was one.
     """
 
@@ -46,6 +57,8 @@ class DeliveryOutcome:
     retry_after: float | None = None
     unreachable: bool = False
     rejected: bool = False
+    connection_rejected: bool = False
+    uncertain: bool = False
     status_code: int | None = None
 
 
@@ -138,25 +151,31 @@ class SlackWebhook:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _no_answer(self, what: str) -> DeliveryOutcome:
+    def _no_answer(self, what: str, *, sent: bool) -> DeliveryOutcome:
         return DeliveryOutcome(False, error=self.scrub(f"Slack webhook unreachable: {what}"),
-                               unreachable=True)
+                               unreachable=True, uncertain=sent)
 
     def post(self, body: Mapping[str, Any]) -> DeliveryOutcome:
-        """Post one Block Kit body; never raises for network or HTTP failures."""
+        """Post one Block Kit body; never raises for network or HTTP failures.
+
+        urllib wraps what fails while connecting and writing the request in ``URLError``; what
+        fails while waiting for the answer (a read timeout, a reset) comes unwrapped, after
+        Slack may have taken the post: those outcomes are ``uncertain``.
+        """
         try:
             resp = self._client.send_dict(dict(body))
         except TimeoutError:
-            return self._no_answer(f"no answer within {self.timeout or 'the client timeout'} s")
+            return self._no_answer(f"no answer within {self.timeout or 'the client timeout'} s",
+                                   sent=True)
         except URLError as exc:
             reason = exc.reason
             if isinstance(reason, TimeoutError):
-                return self._no_answer(f"no answer within {self.timeout} s")
+                return self._no_answer(f"no answer within {self.timeout} s", sent=False)
             if isinstance(reason, ConnectionRefusedError):
-                return self._no_answer("connection refused")
-            return self._no_answer(f"{type(reason).__name__}: {reason}")
+                return self._no_answer("connection refused", sent=False)
+            return self._no_answer(f"{type(reason).__name__}: {reason}", sent=False)
         except (OSError, http.client.HTTPException) as exc:
-            return self._no_answer(f"{type(exc).__name__}: {exc}")
+            return self._no_answer(f"{type(exc).__name__}: {exc}", sent=True)
         status = resp.status_code
         if 200 <= status < 300:
             return DeliveryOutcome(True, status_code=status)
@@ -165,5 +184,8 @@ class SlackWebhook:
             wait = parse_retry_after(resp.headers)
             return DeliveryOutcome(False, error=f"HTTP 429 rate limited; Retry-After {wait:g} s",
                                    retry_after=wait, status_code=status)
+        rejected = 400 <= status < 500 and status not in RETRYABLE_4XX
         return DeliveryOutcome(False, error=f"HTTP {status} from Slack: {answer}",
-                               rejected=status == 400, status_code=status)
+                               rejected=rejected,
+                               connection_rejected=rejected and status in CONNECTION_REJECTED,
+                               status_code=status)

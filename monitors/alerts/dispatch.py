@@ -8,9 +8,16 @@ may then go out twice — the only case; Slack cannot tell us whether a cut-off 
 
 Undeliverable messages stay ``pending`` with ``attempts``, ``last_error`` and
 ``next_attempt_at``: after HTTP 429, the ``Retry-After`` Slack gave (waited out inside the flush
-when it is short); after 5xx, a timeout or a refused connection, a backoff of 10 s doubling up
-to 15 min. A refused connection, a timeout or a 429 ends the flush (the rest is left as is);
-HTTP 400 means Slack rejected the payload: the row becomes ``failed``.
+when it is short); after 5xx, 408, a timeout or a refused connection, a backoff of 10 s doubling
+up to 15 min. A refused connection, a timeout or a 429 ends the flush (the rest is left as is).
+Any other 4xx means Slack refused the post: the row becomes ``failed``, the flush reports a
+failing ``alert_delivery`` finding naming the connection and the status (exit 1), and the row
+waits for :func:`monitors.alerts.mutes.requeue_failed` (``funnelguard alerts retry``) once the connection or the
+message is fixed; 401/403/404/410 refuse the webhook itself and also end the flush.
+
+A post that got no answer after it was sent (a read timeout, a reset, a flush that died while
+sending) may have reached Slack: the row is marked ``maybe_delivered`` in its payload, and
+every later post of it says "repeat of #N" (N the outbox id) beside the same header.
 """
 
 from __future__ import annotations
@@ -24,17 +31,20 @@ import sqlalchemy as sa
 
 from funnelguard.errors import EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_PASS
 from funnelguard.findings import ENVIRONMENTS, ErrorInfo, Finding, RunResult
-from monitors.alerts.delivery import DeliveryOutcome, SlackWebhook
+from monitors.alerts.delivery import CONNECTION_REJECTED, DeliveryOutcome, SlackWebhook
 from monitors.alerts.message import QueuedAlert, render_message
 from monitors.alerts.outbox import _aware, utcnow
 from monitors.alerts.owners import OwnerDirectory
 from monitors.alerts.settings import AlertSettings
 from monitors.store import AlertOutbox, AlertState, Store, open_store
 
-__all__ = ["flush", "flush_store", "Delivery", "FlushReport", "CLAIM_LEASE", "backoff"]
+__all__ = ["flush", "flush_store", "Delivery", "FlushReport", "CLAIM_LEASE", "MAYBE_DELIVERED",
+           "backoff"]
 
 CLAIM_LEASE = dt.timedelta(minutes=10)
 DEFAULT_CONN_ID = "funnelguard_slack"
+# Payload key set on a row whose post may have reached Slack without an answer.
+MAYBE_DELIVERED = "maybe_delivered"
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -48,7 +58,9 @@ class Delivery:
 
     ``status``: ``sent``, ``pending`` (kept for a retry), ``failed`` (rejected by Slack),
     ``muted`` (every fingerprint muted since it was queued) or ``skipped`` (not tried: Slack
-    was unreachable earlier in this flush).
+    was unreachable, rate limited or refused the webhook earlier in this flush).
+    ``status_code`` is Slack's HTTP answer, when there was one; ``repeat``: the post said
+    "repeat of #N" (an earlier post of it may have arrived).
     """
 
     outbox_id: int
@@ -61,6 +73,8 @@ class Delivery:
     attempts: int
     error: str | None = None
     next_attempt_at: dt.datetime | None = None
+    status_code: int | None = None
+    repeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,10 +85,17 @@ class FlushReport:
         deliveries: one per row this flush looked at.
         outstanding: rows still pending after a failed delivery (this flush's or an earlier
             one's, including those waiting for their next attempt).
+        connection: the Slack connection id the flush posted through.
+        held: ids of rows Slack rejected in earlier flushes, still ``failed`` (waiting for
+            ``funnelguard alerts retry``).
+        stopped: why the flush stopped before the end (``None``: it did not).
     """
 
     deliveries: tuple[Delivery, ...] = ()
     outstanding: int = 0
+    connection: str = DEFAULT_CONN_ID
+    held: tuple[int, ...] = ()
+    stopped: str | None = None
 
     def _with(self, status: str) -> tuple[Delivery, ...]:
         return tuple(d for d in self.deliveries if d.status == status)
@@ -93,14 +114,28 @@ class FlushReport:
 
     @property
     def exit_code(self) -> int:
-        """3 while undelivered messages wait for Slack, 1 if Slack rejected one, else 0."""
+        """1 if Slack rejected a message in this flush (a person must act: a retry of the task
+        cannot help, and the rows kept go out with the next flush), else 3 while undelivered
+        messages wait for Slack, else 0."""
+        if self.failed:
+            return EXIT_FAIL
         if self.outstanding or self.kept:
             return EXIT_ENVIRONMENT
-        return EXIT_FAIL if self.failed else EXIT_PASS
+        return EXIT_PASS
 
     def to_result(self) -> RunResult:
-        """The flush as a run: one ``alert_delivery`` finding per row (docs/alerts.md)."""
-        findings = [_finding(d) for d in self.deliveries]
+        """The flush as a run: one ``alert_delivery`` finding per row, and one warning for the
+        rows rejected earlier that still wait for ``alerts retry`` (docs/alerts.md)."""
+        findings = [_finding(d, self) for d in self.deliveries]
+        if self.held:
+            shown = ", ".join(f"#{i}" for i in self.held[:10])
+            more = f" and {len(self.held) - 10} more" if len(self.held) > 10 else ""
+            findings.append(Finding(
+                check="alert_delivery", passed=False, severity="warning", value="failed",
+                count=len(self.held),
+                message=f"{len(self.held)} alert(s) rejected by Slack in earlier flushes are "
+                        f"held ({shown}{more}): fix Slack connection {self.connection!r} or "
+                        f"the message, then `funnelguard alerts retry --all-failed`"))
         error = None
         if self.exit_code == EXIT_ENVIRONMENT:
             error = ErrorInfo("environment", f"{self.outstanding} alert(s) still in the outbox "
@@ -109,14 +144,23 @@ class FlushReport:
                          error=error)
 
 
-def _finding(d: Delivery) -> Finding:
+def _finding(d: Delivery, report: FlushReport) -> Finding:
     words = {"sent": "delivered", "pending": "kept for retry", "failed": "rejected by Slack",
-             "muted": "not sent: muted", "skipped": "not tried: Slack unreachable"}[d.status]
+             "muted": "not sent: muted",
+             "skipped": f"not tried: {report.stopped or 'Slack unreachable'}"}[d.status]
     message = f"alert #{d.outbox_id} ({d.kind}, {d.group_key}) {words}"
-    if d.error:
+    if d.status == "failed":
+        fix = ("its webhook URL (token revoked, channel deleted or archived)"
+               if d.status_code in CONNECTION_REJECTED else "the message Slack refused")
+        message = (f"alert #{d.outbox_id} ({d.kind}, {d.group_key}) rejected by Slack "
+                   f"connection {report.connection!r}: {d.error}; held, not retried: fix "
+                   f"{fix}, then `funnelguard alerts retry --id {d.outbox_id}`")
+    elif d.error:
         message += f": {d.error}"
     if d.status == "pending" and d.next_attempt_at is not None:
         message += f"; next attempt after {d.next_attempt_at:%Y-%m-%dT%H:%M:%SZ}"
+    if d.repeat and d.status == "sent":
+        message += f" as a repeat of #{d.outbox_id} (an earlier post got no answer)"
     return Finding(
         check="alert_delivery", passed=d.status in ("sent", "muted"),
         severity="error" if d.status == "failed" else ("info" if d.status in ("sent", "muted")
@@ -159,8 +203,12 @@ def _muted(store: Store, fingerprints: list[str], now: dt.datetime) -> set[str]:
 
 
 def _record(store: Store, row: AlertOutbox, outcome: DeliveryOutcome | None, status: str,
-            now: dt.datetime, text: str | None = None) -> Delivery:
-    """Write the outcome of a claimed row (and, once sent, its fingerprints' state)."""
+            now: dt.datetime, text: str | None = None, *, repeat: bool = False) -> Delivery:
+    """Write the outcome of a claimed row (and, once sent, its fingerprints' state).
+
+    A post that may have reached Slack (``outcome.uncertain``) marks the row's payload, so
+    every later post of it says it is a repeat.
+    """
     attempts = row.attempts + (1 if outcome is not None else 0)
     next_at = None
     if status == "pending":
@@ -168,24 +216,47 @@ def _record(store: Store, row: AlertOutbox, outcome: DeliveryOutcome | None, sta
                 else backoff(attempts))
         next_at = now + wait
     error = outcome.error if outcome is not None else None
+    values = dict(status=status, attempts=attempts, last_error=error, next_attempt_at=next_at,
+                  sent_at=now if status == "sent" else None)
+    if outcome is not None and outcome.uncertain and not (row.payload or {}).get(MAYBE_DELIVERED):
+        values["payload"] = {**dict(row.payload or {}), MAYBE_DELIVERED: True}
     with store.session() as s, s.begin():
-        s.execute(sa.update(AlertOutbox).where(AlertOutbox.id == row.id).values(
-            status=status, attempts=attempts, last_error=error, next_attempt_at=next_at,
-            sent_at=now if status == "sent" else None)
-            .execution_options(synchronize_session=False))
+        s.execute(sa.update(AlertOutbox).where(AlertOutbox.id == row.id).values(**values)
+                  .execution_options(synchronize_session=False))
         if status == "sent" and row.kind != "resolution" and row.fingerprints:
             s.execute(sa.update(AlertState)
                       .where(AlertState.fingerprint.in_(list(row.fingerprints)))
                       .values(last_sent_at=now, last_message=(text or "")[:1000])
                       .execution_options(synchronize_session=False))
     return Delivery(row.id, row.kind, row.group_key, row.dataset, row.environment,
-                    row.partition, status, attempts, error, next_at)
+                    row.partition, status, attempts, error, next_at,
+                    outcome.status_code if outcome is not None else None, repeat)
 
 
 def _outstanding(store: Store) -> int:
     with store.session() as s:
         return s.scalar(sa.select(sa.func.count()).select_from(AlertOutbox).where(
             AlertOutbox.status.in_(("pending", "sending")), AlertOutbox.last_error.is_not(None)))
+
+
+def _held(store: Store, seen: set[int]) -> tuple[int, ...]:
+    """Rows Slack rejected before this flush, still waiting for ``alerts retry``."""
+    with store.session() as s:
+        ids = s.scalars(sa.select(AlertOutbox.id).where(AlertOutbox.status == "failed")
+                        .order_by(AlertOutbox.id))
+        return tuple(i for i in ids if i not in seen)
+
+
+def _why_stopped(outcome: DeliveryOutcome | None) -> str | None:
+    if outcome is None or outcome.delivered:
+        return None
+    if outcome.connection_rejected:
+        return f"Slack refused the webhook earlier in this flush (HTTP {outcome.status_code})"
+    if outcome.retry_after is not None:
+        return "Slack rate limited this flush"
+    if outcome.unreachable:
+        return "Slack unreachable"
+    return None
 
 
 def flush_store(store: Store, slack_conn_id: str = DEFAULT_CONN_ID, *,
@@ -209,32 +280,37 @@ def flush_store(store: Store, slack_conn_id: str = DEFAULT_CONN_ID, *,
     directory = directory or OwnerDirectory(settings.default_owner)
     due = _due_rows(store, now())
     if not due:
-        return FlushReport((), _outstanding(store))
+        return FlushReport((), _outstanding(store), slack_conn_id, _held(store, set()))
     deliveries: list[Delivery] = []
+    stopped: str | None = None
     with SlackWebhook(slack_conn_id, settings.timeout) as webhook:
-        stop = False
         for queued in due:
-            if stop:  # Slack is down or asked us to wait: leave the rest untouched
+            if stopped:  # Slack is down, asked us to wait or refused the webhook: leave the rest
                 deliveries.append(Delivery(
                     queued.id, queued.kind, queued.group_key, queued.dataset,
                     queued.environment, queued.partition, "skipped", queued.attempts,
                     queued.last_error, queued.next_attempt_at))
                 continue
+            was_sending = queued.status == "sending"  # a flush died holding it: maybe posted
             row = _claim(store, queued.id, now())
             if row is None:
                 continue  # another flush has it
-            delivery, outcome = _deliver(store, row, webhook, directory, settings, now, sleep)
+            delivery, outcome = _deliver(store, row, webhook, directory, settings, now, sleep,
+                                         was_sending=was_sending)
             deliveries.append(delivery)
-            stop = outcome is not None and not outcome.delivered and (
-                outcome.unreachable or outcome.retry_after is not None)
-    return FlushReport(tuple(deliveries), _outstanding(store))
+            stopped = _why_stopped(outcome)
+    seen = {d.outbox_id for d in deliveries}
+    return FlushReport(tuple(deliveries), _outstanding(store), slack_conn_id,
+                       _held(store, seen), stopped)
 
 
 def _deliver(store: Store, row: AlertOutbox, webhook: SlackWebhook, directory: OwnerDirectory,
              settings: AlertSettings, now: Callable[[], dt.datetime],
-             sleep: Callable[[float], None]) -> tuple[Delivery, DeliveryOutcome | None]:
+             sleep: Callable[[float], None], *, was_sending: bool = False
+             ) -> tuple[Delivery, DeliveryOutcome | None]:
     """Render and post one claimed row; record and return what happened."""
     payload = dict(row.payload or {})
+    repeat = was_sending or bool(payload.get(MAYBE_DELIVERED))
     if row.kind != "resolution":
         muted = _muted(store, list(row.fingerprints or ()), now())
         if muted:
@@ -244,7 +320,8 @@ def _deliver(store: Store, row: AlertOutbox, webhook: SlackWebhook, directory: O
                 return _record(store, row, None, "muted", now()), None
     try:
         alert = QueuedAlert(row.id, row.kind, row.dataset, row.environment, row.partition,
-                            row.severity, payload, project=row.project, contract=row.contract)
+                            row.severity, payload, project=row.project, contract=row.contract,
+                            repeat=repeat)
         message = render_message(alert, directory, settings)
         outcome = webhook.post(message.body())
         if outcome.retry_after is not None and outcome.retry_after <= settings.max_rate_limit_wait:
@@ -252,13 +329,13 @@ def _deliver(store: Store, row: AlertOutbox, webhook: SlackWebhook, directory: O
             outcome = webhook.post(message.body())
     except BaseException as exc:
         failure = DeliveryOutcome(False, error=webhook.scrub(
-            f"flush stopped while sending: {type(exc).__name__}: {exc}"))
+            f"flush stopped while sending: {type(exc).__name__}: {exc}"), uncertain=True)
         _record(store, row, failure, "pending", now())
         raise
     if outcome.delivered:
-        return _record(store, row, outcome, "sent", now(), message.text), outcome
+        return _record(store, row, outcome, "sent", now(), message.text, repeat=repeat), outcome
     status = "failed" if outcome.rejected else "pending"
-    return _record(store, row, outcome, status, now()), outcome
+    return _record(store, row, outcome, status, now(), repeat=repeat), outcome
 
 
 def flush(store_url: str, slack_conn_id: str = DEFAULT_CONN_ID, *,

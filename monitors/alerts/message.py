@@ -25,6 +25,7 @@ __all__ = ["QueuedAlert", "SlackMessage", "render_message", "describe_finding",
 
 LOCAL_RUNBOOK = "docs/alerts.md#runbook"
 _SECTION_LIMIT = 2900  # Block Kit allows 3000 characters per section text
+_HEADER_LIMIT = 150  # and 150 per header
 # Checks whose value and threshold are fractions of rows (shown as percentages): the contract
 # checks (failing fraction), replay skew (mismatch rate), coverage and duplicates (share of keys).
 _RATE_WORDS = ("rate", "share", "fraction", "null", "default", "missing", "nan", "skew",
@@ -38,7 +39,9 @@ class QueuedAlert:
     """One outbox row as the renderer sees it (``AlertOutbox`` without the database).
 
     ``project`` and ``contract`` are the files the run that queued it used (None for rows
-    stored before the store carried them: the packaged contracts by name).
+    stored before the store carried them: the packaged contracts by name). ``repeat``: an
+    earlier post of this row may have reached Slack without an answer, so the message says
+    "repeat of #ID" beside the same header.
     """
 
     id: int
@@ -50,6 +53,7 @@ class QueuedAlert:
     payload: Mapping[str, Any] = field(default_factory=dict)
     project: str | None = None
     contract: str | None = None
+    repeat: bool = False
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -233,8 +237,12 @@ def render_message(alert: QueuedAlert, directory: OwnerDirectory,
                      "already alerted or muted_")
     owners = directory.mentions((f.dataset or alert.dataset, f.feature) for f in findings)
     header = _header(alert)
+    if alert.repeat:  # the same header, so that the two posts read as one alert
+        mark = f" · repeat of #{alert.id}"
+        header = header[: _HEADER_LIMIT - len(mark)] + mark
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header[:150], "emoji": True}}]
+        {"type": "header", "text": {"type": "plain_text", "text": header[:_HEADER_LIMIT],
+                                    "emoji": True}}]
     facts = [("Severity", alert.severity), ("Dataset", alert.dataset or "—"),
              ("Environment", alert.environment or "—"), ("Partition", alert.partition or "—"),
              ("Owner", " ".join(owners) or directory.default_owner)]
@@ -251,6 +259,9 @@ def render_message(alert: QueuedAlert, directory: OwnerDirectory,
     blocks.append(_section("\n".join(f"• {line}" for line in shown)))
     context = _links(alert, [f.check for f in findings], settings)
     context.append(f"alert #{alert.id} · `{p.get('command', '')}`")
+    if alert.repeat:
+        context.append(f"repeat of #{alert.id}: an earlier post of this alert got no answer "
+                       "from Slack and may already be in the channel")
     if len(fps) == 1 and fps[0] and alert.kind != "resolution" and not pii_segments:
         # a fingerprint holds the segment value: never one of a personal-data column
         context.append(f"mute: `funnelguard alerts mute '{fps[0]}' --for 24h --reason ...`")

@@ -1,14 +1,18 @@
-"""Muting and listing alerts: the fingerprint state and the outbox as people see them.
+"""Muting, listing and re-queueing alerts: the fingerprint state and the outbox as people see
+and act on them.
 
 A mute sets ``muted_until`` and ``mute_reason`` on a fingerprint's state: while it holds, the
 fingerprint is counted, not queued, and a row queued before the mute is not sent (flush checks
 again). ``unmute`` clears both; the next failing run alerts with the repeats counted meanwhile.
+:func:`requeue_failed` puts rows Slack rejected (``failed``) back in the outbox once the
+connection or the message is fixed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -17,7 +21,8 @@ from monitors.alerts.errors import AlertInputError, UnknownFingerprint
 from monitors.alerts.outbox import _aware, utcnow
 from monitors.store import AlertOutbox, AlertState, Store
 
-__all__ = ["mute", "unmute", "list_alerts", "AlertView", "PendingView", "AlertListing"]
+__all__ = ["mute", "unmute", "list_alerts", "requeue_failed", "AlertView", "PendingView",
+           "AlertListing", "Requeued"]
 
 
 @dataclass(frozen=True)
@@ -130,3 +135,56 @@ def list_alerts(store: Store, *, now: dt.datetime | None = None) -> AlertListing
     return AlertListing(open=open_, muted=muted,
                         pending=tuple(r for r in rows if r.status != "failed"),
                         failed=tuple(r for r in rows if r.status == "failed"))
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """One failed row put back in the outbox by :func:`requeue_failed`."""
+
+    outbox_id: int
+    kind: str
+    group_key: str
+    rejected_with: str | None
+
+
+def requeue_failed(store: Store, ids: Sequence[int] | None = None) -> tuple[Requeued, ...]:
+    """Put rows Slack rejected back in the outbox (``funnelguard alerts retry``): after the
+    connection or the message is fixed, the next flush posts them.
+
+    Args:
+        store: the results store.
+        ids: the outbox ids to re-queue; ``None``: every ``failed`` row.
+
+    Returns:
+        The rows re-queued (``pending``, due at once; ``attempts`` kept).
+
+    Raises:
+        AlertInputError: an id that is not in the outbox, or a row that is not ``failed``.
+    """
+    o = AlertOutbox
+    with store.session() as s, s.begin():
+        if ids is None:
+            rows = list(s.scalars(sa.select(o).where(o.status == "failed").order_by(o.id)))
+        else:
+            found = {r.id: r for r in s.scalars(sa.select(o).where(o.id.in_(list(ids))))}
+            unknown = [i for i in ids if i not in found]
+            if unknown:
+                raise AlertInputError(
+                    f"alerts retry --id: expected outbox ids of alerts Slack rejected (`funnelguard "
+                    f"alerts list` shows them under REJECTED BY SLACK); found no alert "
+                    f"{', '.join(f'#{i}' for i in unknown)}")
+            wrong = [f"#{i} is {found[i].status}" for i in ids if found[i].status != "failed"]
+            if wrong:
+                raise AlertInputError(
+                    f"alerts retry --id: expected alerts Slack rejected (status failed); found "
+                    f"{', '.join(wrong)}")
+            rows = [found[i] for i in dict.fromkeys(ids)]
+        done = []
+        for r in rows:
+            changed = s.execute(sa.update(o).where(o.id == r.id, o.status == "failed").values(
+                status="pending", next_attempt_at=None,
+                last_error=f"re-queued by alerts retry; rejected before: {r.last_error}"[:2000])
+                .execution_options(synchronize_session=False)).rowcount
+            if changed == 1:
+                done.append(Requeued(r.id, r.kind, r.group_key, r.last_error))
+    return tuple(done)
