@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "monitors.maturity.cli",
     "monitors.alerts.cli",
     "funnelguard.runs_cli",
+    "monitors.store.cli",
     "model.cli",
     "model.evaluation.cli",
 )

@@ -11,7 +11,9 @@ writes ``--json`` and returns the documented exit code.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import importlib
 import os
 import sys
@@ -20,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from funnelguard.errors import EXIT_FAIL, EXIT_PASS, FunnelguardError, InputError
+from funnelguard.errors import (
+    EXIT_FAIL,
+    EXIT_PASS,
+    EnvironmentFailure,
+    FunnelguardError,
+    InputError,
+)
 from funnelguard.findings import ErrorInfo, RunResult
 
 if TYPE_CHECKING:
@@ -86,12 +94,38 @@ def resolve_warehouse_url(flag: str | None, project: Project) -> str:
 
 
 def write_json(path: str, result: RunResult) -> None:
-    """Write the result document atomically (a reader never sees half a file)."""
+    """Write the result document atomically (a reader never sees half a file).
+
+    Raises:
+        InputError: ``path`` cannot be written (a directory, under a regular file, no
+            permission ...): exit 2.
+        EnvironmentFailure: the disk is full or failing: exit 3.
+    """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(result.dumps() + "\n")
-    tmp.replace(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # unique: concurrent writers
+    try:
+        if out.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(result.dumps() + "\n")
+        tmp.replace(out)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise _document_error(path, exc) from exc
+
+
+def _document_error(path: str, exc: OSError) -> FunnelguardError:
+    if isinstance(exc, IsADirectoryError) and Path(path).is_dir():
+        found = "a directory"
+    elif isinstance(exc, (FileExistsError, NotADirectoryError)):
+        found = f"a regular file where its folder should be ({exc.filename})"
+    else:
+        found = f"{exc.strerror or exc} ({exc.filename or path})"
+    message = f"--json {path}: expected a file path it can write, found {found}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+        return EnvironmentFailure(message)
+    return InputError(message)
 
 
 def _partition_text(partition: Any) -> str | None:
@@ -114,6 +148,13 @@ def execute(command: str, call: Callable[[], RunResult | int], *, partition: Any
             project: Project | str | None = None) -> Executed:
     """Run one command's function at the edge.
 
+    The ``--json`` document is written before the run is stored, so a store that fails (or
+    hangs and is killed) never costs the document. A run the store cannot take is an
+    environment failure (exit 3, one line on stderr naming the store) and is kept in the local
+    spool (:mod:`monitors.store.spool`), which the next successful store write, or
+    ``funnelguard store sync``, writes to the store once. A ``--json`` path that cannot be
+    written is exit 2 (one line), and the run is still stored.
+
     Args:
         command: the command's name (for an error result).
         call: runs the command; returns a RunResult, or an int exit code (non-check commands).
@@ -133,35 +174,53 @@ def execute(command: str, call: Callable[[], RunResult | int], *, partition: Any
         result = RunResult(command=command, partition=_partition_text(partition),
                            error=ErrorInfo(kind=exc.kind, message=str(exc)),
                            environment=environment)
-        code = exc.exit_code
+        if json_out:
+            _document(command, json_out, result)
         if store_errors and store_url:
-            _store_error(result, store_url, project)
-    else:
-        if isinstance(outcome, int):
-            return Executed(outcome, None)
-        result = outcome
-        if store_url:
-            from monitors.store import open_store
-
-            try:
-                open_store(store_url).record_run(result, project=project)
-            except FunnelguardError as exc:
-                # The check ran: its result is kept in --json even when the store is down.
-                if json_out:
-                    write_json(json_out, result)
-                print(f"funnelguard {command}: the result could not be stored: {exc}",
-                      file=sys.stderr)
-                return Executed(exc.exit_code, result)
-        code = EXIT_FAIL if result.status == "fail" else EXIT_PASS
-    if json_out:
-        write_json(json_out, result)
-    return Executed(code, result)
+            _store(command, result, store_url, project)  # the original error is the one to report
+        return Executed(exc.exit_code, result)
+    if isinstance(outcome, int):
+        return Executed(outcome, None)
+    result = outcome
+    unwritten = _document(command, json_out, result) if json_out else None
+    stored = _store(command, result, store_url, project) if store_url else None
+    # A document that cannot be written is the user's to fix (a retry cannot): it wins.
+    failure = unwritten or stored
+    if failure is not None:
+        return Executed(failure.exit_code, result)
+    return Executed(EXIT_FAIL if result.status == "fail" else EXIT_PASS, result)
 
 
-def _store_error(result: RunResult, store_url: str, project: Project | str | None) -> None:
-    from monitors.store import open_store
-
+def _document(command: str, json_out: str, result: RunResult) -> FunnelguardError | None:
+    """Write ``--json``; on failure print one line and return the error (the run is still
+    stored)."""
     try:
-        open_store(store_url).record_run(result, project=project)
-    except Exception as exc:  # noqa: BLE001 - the original error is the one to report
-        print(f"funnelguard: could not store the error run: {exc}")
+        write_json(json_out, result)
+    except FunnelguardError as exc:
+        print(f"funnelguard {command}: {exc}", file=sys.stderr)
+        return exc
+    return None
+
+
+def _store(command: str, result: RunResult, store_url: str,
+           project: Project | str | None) -> FunnelguardError | None:
+    """Store the run (or spool it); print one line on stderr for what went wrong or what was
+    synced from the spool. Returns the failure, None when the run is in the store."""
+    from monitors.store.spool import record_or_spool
+
+    stored = record_or_spool(result, store_url, project=project)
+    if stored.failure is not None:
+        kept = (f"; kept in the spool at {stored.spooled} (the next run that reaches the store, "
+                "or `funnelguard store sync`, writes it)" if stored.spooled else "")
+        print(f"funnelguard {command}: the result could not be stored: {stored.failure}{kept}",
+              file=sys.stderr)
+        return stored.failure
+    synced = stored.synced
+    if synced is not None and (synced.synced or synced.failure is not None):
+        names = ", ".join(entry.describe() for entry, _ in synced.synced)
+        line = f"funnelguard {command}: wrote {len(synced.synced)} spooled run(s) to the store"
+        line += f" ({names})" if names else ""
+        if synced.failure is not None:
+            line += f"; {len(synced.kept)} still spooled: {synced.failure}"
+        print(line, file=sys.stderr)
+    return None

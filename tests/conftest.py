@@ -84,6 +84,12 @@ class WarehouseFactory:
         return self._built[key]
 
 
+@pytest.fixture(autouse=True)
+def _own_spool(tmp_path, monkeypatch):
+    """A test whose store write fails spools into its own folder, never the repository's."""
+    monkeypatch.setenv("FUNNELGUARD_SPOOL", str(tmp_path / "spool"))
+
+
 @pytest.fixture(scope="session")
 def warehouse(tmp_path_factory) -> WarehouseFactory:
     """``warehouse("serving_default:feature=approval_odds", per_day=2000)`` -> SQLite URL."""

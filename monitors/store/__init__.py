@@ -3,12 +3,15 @@
 ``open_store(url)`` connects, brings the schema to the latest Alembic revision (own version
 table, so it can share a database with Airflow) and returns a :class:`Store`. Each stored run
 keeps its :class:`Provenance` (project file, contract file), which its alerts are addressed
-from. SQLite is the
+from. Writes are race-free upserts per run key; a store that cannot be opened or written raises
+:class:`StoreUnavailable` (exit 3), and :func:`record_or_spool` then keeps the run in the local
+spool, which :func:`sync` (``funnelguard store sync``) writes to the store once. SQLite is the
 embedded default (``sqlite:///.funnelguard/results.db``); PostgreSQL is the production one.
 """
 
 from __future__ import annotations
 
+from monitors.store.errors import StoreUnavailable
 from monitors.store.models import (
     AlertOutbox,
     AlertState,
@@ -19,6 +22,7 @@ from monitors.store.models import (
     Run,
     TrainingRun,
 )
+from monitors.store.spool import record_or_spool, sync
 from monitors.store.store import (
     Provenance,
     Store,
@@ -35,6 +39,9 @@ __all__ = [
     "Provenance",
     "provenance_of",
     "recording_project",
+    "StoreUnavailable",
+    "record_or_spool",
+    "sync",
     "Base",
     "Run",
     "FindingRow",

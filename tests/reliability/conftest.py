@@ -1,0 +1,110 @@
+"""Shared fixtures of the reliability battery: a spool of each test's own, and a throwaway
+PostgreSQL cluster that a test may stop in the middle of a write.
+
+- ``spool`` (autouse): ``$FUNNELGUARD_SPOOL`` points into the test's tmp folder, so a test
+  whose store fails never spools into the working directory; the fixture is that folder.
+- ``throwaway_pg``: a PostgreSQL cluster of the tests' own (``initdb`` from
+  /usr/lib/postgresql/*/bin, run as user ``postgres`` when the tests run as root) on a free
+  port of 127.0.0.1; ``.url``, ``.stop(mode)``, ``.start()``. Shared by the session: a test
+  that stops it starts it again (``.start()`` is a no-op while it runs).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def spool(tmp_path, monkeypatch) -> Path:
+    """This test's spool folder (``$FUNNELGUARD_SPOOL``), not yet created."""
+    folder = tmp_path / "spool"
+    monkeypatch.setenv("FUNNELGUARD_SPOOL", str(folder))
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster in a folder of its own, on a port of its own (trust auth)."""
+
+    def __init__(self, bindir: Path, root: Path) -> None:
+        self.bindir = bindir
+        self.root = root
+        self.data = root / "data"
+        self.port = _free_port()
+        self._as_postgres = os.geteuid() == 0  # initdb refuses to run as root
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        cmd = [str(self.bindir / argv[0]), *argv[1:]]
+        if self._as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def init(self) -> None:
+        if self._as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        done = self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                         "-E", "UTF8", "--no-sync")
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr[-2000:]}")
+
+    def running(self) -> bool:
+        return self._run("pg_ctl", "status", "-D", str(self.data)).returncode == 0
+
+    def start(self) -> None:
+        if self.running():
+            return
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c max_connections=40")
+        done = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
+                         "-l", str(self.root / "server.log"), "-o", options)
+        if done.returncode != 0:
+            log = (self.root / "server.log").read_text()[-2000:]
+            raise RuntimeError(f"pg_ctl start failed: {done.stderr}{log}")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; ``immediate`` kills it as a crash would (no clean shutdown)."""
+        self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", mode, "-D", str(self.data))
+
+
+@pytest.fixture(scope="session")
+def throwaway_pg():
+    """A running throwaway cluster; skips (with the reason) only when initdb is absent."""
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("initdb not found (neither /usr/lib/postgresql/*/bin/initdb nor on PATH): "
+                    "the store-lost-mid-write test needs a PostgreSQL cluster of its own")
+    root = Path(tempfile.mkdtemp(prefix="fg-pg-", dir="/tmp"))
+    root.chmod(0o755)
+    cluster = ThrowawayPostgres(bindir, root)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
