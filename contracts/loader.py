@@ -1,8 +1,9 @@
 """Loading a contract: YAML safely with lines, checked strictly, built into a typed Contract.
 
 ``load_contract(path_or_name)`` resolves a packaged name (``ranking_features``, ``impressions``,
-``labels``) or a path, reads it with ``yaml.safe_load`` semantics, collects every problem (ODCS
-v3 JSON Schema, our extension schema, and the rules below) and raises one
+``labels``) or a path, reads it with ``yaml.safe_load`` semantics within limits (size, nesting,
+nodes, aliases: :mod:`contracts.yaml_lines`), collects every problem (ODCS v3 JSON Schema, our
+extension schema, and the rules below) and raises one
 :class:`~contracts.errors.ContractError` listing them all with file:line; otherwise it parses the
 document with the standard's pydantic model and builds a :class:`~contracts.spec.Contract`.
 ``lint_contract`` returns the problems instead of raising.
@@ -14,8 +15,6 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from contracts.errors import ContractError, Problem
 from contracts.spec import (
     PII_CLASSIFICATIONS,
@@ -26,7 +25,7 @@ from contracts.spec import (
     Owner,
 )
 from contracts.strictness import extension_problems, identifier_problems, schema_problems
-from contracts.yaml_lines import line_of, load_yaml_with_lines
+from contracts.yaml_lines import YamlInputError, line_of, read_yaml_file
 
 __all__ = ["PACKAGED", "SUPPORTED_TYPES", "resolve_contract_path", "load_contract", "lint_contract"]
 
@@ -34,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 # The packaged demo project's contracts, loadable by name (``load_contract("labels")``).
 def _packaged_names() -> tuple[str, ...]:
     """The contracts the packaged project file names (its other YAML files are not contracts)."""
-    doc = yaml.safe_load((HERE / "funnelguard.yaml").read_text(encoding="utf-8"))
+    doc, _ = read_yaml_file(HERE / "funnelguard.yaml", kind="project file")
     return tuple(sorted(Path(rel).stem for rel in doc["contracts"].values()))
 
 
@@ -55,21 +54,13 @@ def resolve_contract_path(path_or_name: str | Path) -> Path:
 
 def _parse(path: Path) -> tuple[Any, list[Problem]]:
     shown = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         return None, [Problem(shown, None, "expected a contract file, found no such file",
                               f"packaged contracts are {', '.join(PACKAGED)}")]
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(shown, None, f"cannot read the contract: {exc}")]
-    try:
-        doc, duplicates = load_yaml_with_lines(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        hint = ("contracts are read with yaml.safe_load: no Python tags"
-                if "constructor" in str(exc) else "")
-        return None, [Problem(shown, mark.line + 1 if mark else None,
-                              f"not valid YAML: {getattr(exc, 'problem', None) or exc}", hint)]
+    try:  # bounded: size, nesting, nodes, aliases (docs/contracts.md "Limits")
+        doc, duplicates = read_yaml_file(path, kind="contract file")
+    except YamlInputError as exc:
+        return None, [Problem(shown, exc.line, exc.message, exc.hint)]
     problems = [Problem(shown, line, f"key `{key}` appears twice in the same mapping",
                         "YAML keeps only the last one; remove the other")
                 for line, key in duplicates]

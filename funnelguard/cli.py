@@ -222,7 +222,7 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, RunResult | None]:
     done = execute(command, lambda: args.handler(args),
                    partition=getattr(args, "date", None) or getattr(args, "as_of", None),
                    store_url=store_url, json_out=None if to_stdout else json_out,
-                   project=getattr(args, "project", None))
+                   project=lambda: _run_project(args))
     if done.result is None:
         return done.code, None
     if to_stdout:

@@ -145,7 +145,8 @@ class Executed:
 def execute(command: str, call: Callable[[], RunResult | int], *, partition: Any = None,
             store_url: str | None = None, json_out: str | None = None,
             environment: str | None = None, store_errors: bool = False,
-            project: Project | str | None = None) -> Executed:
+            project: Project | str | Callable[[], Project | str | None] | None = None,
+            ) -> Executed:
     """Run one command's function at the edge.
 
     The ``--json`` document is written before the run is stored, so a store that fails (or
@@ -166,7 +167,8 @@ def execute(command: str, call: Callable[[], RunResult | int], *, partition: Any
             "could not run" rather than "not run yet").
         project: the project (or its file) the command ran on: stored with the run, so its
             alerts are addressed from that project's contracts. None: the project the
-            environment resolves.
+            environment resolves. A callable is asked after ``call`` ran (the CLI's handler
+            knows the project it used, ``--contract`` included, only then).
     """
     try:
         outcome = call()
@@ -203,11 +205,14 @@ def _document(command: str, json_out: str, result: RunResult) -> FunnelguardErro
 
 
 def _store(command: str, result: RunResult, store_url: str,
-           project: Project | str | None) -> FunnelguardError | None:
+           project: Project | str | Callable[[], Project | str | None] | None,
+           ) -> FunnelguardError | None:
     """Store the run (or spool it); print one line on stderr for what went wrong or what was
     synced from the spool. Returns the failure, None when the run is in the store."""
     from monitors.store.spool import record_or_spool
 
+    if callable(project):
+        project = project()
     stored = record_or_spool(result, store_url, project=project)
     if stored.failure is not None:
         kept = (f"; kept in the spool at {stored.spooled} (the next run that reaches the store, "

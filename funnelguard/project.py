@@ -263,24 +263,16 @@ def load_project(path: str | os.PathLike | None = None) -> Project:
             the labels contract does not have ...).
         ContractError: a contract file itself is bad (each problem with file:line).
     """
-    import yaml
-
-    from contracts.errors import ContractError
+    from contracts.errors import ContractError, Problem
     from contracts.loader import load_contract
-    from contracts.yaml_lines import line_of, load_yaml_with_lines
+    from contracts.yaml_lines import YamlInputError, line_of, read_yaml_file
 
     file = find_project(path)
     shown = str(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProjectError(shown, [(None, f"cannot read the project file: {exc}")]) from exc
-    try:
-        doc, duplicates = load_yaml_with_lines(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ProjectError(shown, [(mark.line + 1 if mark else None,
-                                    f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]) from exc
+    try:  # bounded: size, nesting, nodes, aliases (docs/contracts.md "Limits")
+        doc, duplicates = read_yaml_file(file, kind="project file")
+    except YamlInputError as exc:
+        raise ProjectError(shown, [Problem(shown, exc.line, exc.message, exc.hint)]) from None
     problems: list[tuple[int | None, str]] = [(line, f"key `{key}` appears twice")
                                               for line, key in duplicates]
     if not isinstance(doc, dict):

@@ -27,7 +27,6 @@ and 0.02 below; the normalized-entropy tolerance is 0.02 everywhere.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,20 +148,18 @@ def load_thresholds(path: str | Path | None, tasks: Sequence[str]
     evaluation, replay = EvaluationThresholds(), ReplayThresholds()
     if path is None:
         return evaluation.for_tasks(tasks), replay
+    from contracts.yaml_lines import YamlInputError, duplicate_keys_message, read_config_file
+
     path = Path(path)
     if not path.is_file():
         raise ThresholdsError(f"--thresholds: expected a YAML or JSON file, found nothing at {path}")
-    text = path.read_text()
-    try:
-        if path.suffix == ".json":
-            doc = json.loads(text)
-        else:
-            import yaml
-
-            doc = yaml.safe_load(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
-        raise ThresholdsError(f"{path}: cannot parse thresholds: {exc}") from exc
-    doc = doc or {}
+    try:  # bounded: size, nesting, nodes, aliases (docs/contracts.md "Limits")
+        doc, duplicates = read_config_file(path, kind="thresholds file")
+    except YamlInputError as exc:
+        raise ThresholdsError(f"cannot read the thresholds: {exc}") from None
+    if duplicates:
+        raise ThresholdsError(duplicate_keys_message(path, duplicates))
+    doc = doc if doc is not None else {}
     if not isinstance(doc, Mapping) or not set(doc) <= {"evaluation", "replay"}:
         raise ThresholdsError(f"{path}: expected top-level keys 'evaluation' and/or 'replay', "
                               f"found {sorted(doc) if isinstance(doc, Mapping) else doc!r}")

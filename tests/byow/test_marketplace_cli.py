@@ -119,3 +119,26 @@ def test_cli_runs_carry_their_project_to_the_alert(run_cli, marketplace_faulted,
         rows = list(s.scalars(sa.select(AlertOutbox)))
     assert rows and {r.project for r in rows} == {str(m.project_path.resolve())}
     assert {Path(r.contract).name for r in rows} == {"marketplace_features.yaml"}
+
+
+def test_contract_override_is_the_contract_the_alert_reads(run_cli, marketplace_faulted,
+                                                            tmp_path, monkeypatch):
+    """``--contract FILE`` with a contract of another name: the run stores that file, so its
+    alert is addressed from it (not from the project's features contract, nor the default)."""
+    import sqlalchemy as sa
+
+    from monitors.store import AlertOutbox, open_store
+
+    m = marketplace_faulted
+    renamed = tmp_path / "features_v2.yaml"
+    renamed.write_text((m.root / "contracts" / "marketplace_features.yaml").read_text()
+                       .replace("name: marketplace_features", "name: marketplace_features_v2")
+                       .replace("id: marketplace_features", "id: marketplace_features_v2"))
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.chdir(tmp_path)
+    code, result = run_cli("validate", "--project", m.project_path, "--contract", renamed,
+                           "--date", m.last.isoformat(), "--env", "online", "--store", store)
+    assert code == 1 and result.dataset == "marketplace_features_v2"
+    with sa.orm.Session(open_store(store).engine) as s:
+        rows = list(s.scalars(sa.select(AlertOutbox)))
+    assert rows and {r.contract for r in rows} == {str(renamed.resolve())}
