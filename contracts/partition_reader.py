@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from contracts.errors import MissingDataError
 from funnelguard.errors import EnvironmentFailure
+from funnelguard.warehouse import readable_column
 
 __all__ = ["table_columns", "require_contract_columns", "iter_chunks", "duplicate_keys",
            "parse_timestamps"]
@@ -101,7 +102,8 @@ def iter_chunks(engine: Engine, table: str, partition: dt.date, columns: Sequenc
     tbl = _reflect(engine, table)
     raw = set(timestamps)
     # type_coerce to String drops SQLAlchemy's own datetime parsing (it raises on bad text).
-    cols = [sa.type_coerce(tbl.c[c], sa.String()).label(c) if c in raw else tbl.c[c]
+    cols = [sa.type_coerce(tbl.c[c], sa.String()).label(c) if c in raw
+            else readable_column(engine, tbl.c[c])
             for c in columns]
     stmt = sa.select(*cols).where(tbl.c[partition_column] == partition)
     try:

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from funnelguard.redaction import truncate_example
+
 __all__ = [
     "SEVERITIES",
     "ENVIRONMENTS",
@@ -72,7 +74,8 @@ class Finding:
         value, threshold: the measured number and the limit it was held to.
         count: how many rows (or steps, ...) the value counts.
         message: plain language for a person.
-        examples: a few values, PII redacted.
+        examples: a few values (at most five), PII redacted by the check that found them;
+            each cut to 200 characters (:func:`funnelguard.redaction.truncate_example`).
         dataset: the contract / dataset name (extension; used to group alerts).
     """
 
@@ -98,7 +101,8 @@ class Finding:
                 f"environment must be one of {ENVIRONMENTS} or None, got {self.environment!r}"
             )
         if self.examples is not None:
-            object.__setattr__(self, "examples", tuple(self.examples)[:MAX_EXAMPLES])
+            object.__setattr__(self, "examples", tuple(
+                truncate_example(e) for e in tuple(self.examples)[:MAX_EXAMPLES]))
 
     @property
     def failed_error(self) -> bool:

@@ -31,6 +31,7 @@ __all__ = [
     "FeatureSpec",
     "UTCDateTime",
     "tables_for",
+    "readable_column",
     "connect",
     "parse_date",
     "as_of_timestamp",
@@ -235,6 +236,16 @@ def _to_frame(engine: Engine, stmt, table: str, partition_column: str,
     return frame
 
 
+def readable_column(engine: Engine, column: sa.Column):
+    """A column as it can be read whatever a cell holds: SQLite keeps text in a NUMERIC /
+    DECIMAL column, which SQLAlchemy's Decimal conversion would crash on; read as a float
+    there, the text comes back as text and the checks count it (a ``dtype`` finding)."""
+    if (engine.dialect.name == "sqlite" and isinstance(column.type, sa.Numeric)
+            and not isinstance(column.type, sa.Float)):
+        return sa.type_coerce(column, sa.Float()).label(column.name)
+    return column
+
+
 def read_range(
     engine: Engine,
     table: str,
@@ -253,7 +264,7 @@ def read_range(
     """
     require_columns(engine, table, [*(columns or ()), partition_column])
     tbl = sa.Table(table, sa.MetaData(), autoload_with=engine)
-    cols = [tbl.c[c] for c in columns] if columns else [tbl]
+    cols = [readable_column(engine, tbl.c[c]) for c in (columns or [c.name for c in tbl.c])]
     part = tbl.c[partition_column]
     stmt = sa.select(*cols).where(part >= start, part <= end)
     return _to_frame(engine, stmt, table, partition_column, timestamps)

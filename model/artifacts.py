@@ -194,6 +194,9 @@ def _read_json(file: Path, expected: str) -> dict[str, Any]:
                             ) from exc
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise ModelDirError(f"{file}: expected {expected} as JSON, found nesting too deep to "
+                            f"read in a file of {_size(file)}") from None
     except json.JSONDecodeError as exc:
         found = ("an empty file" if not text.strip()
                  else f"invalid JSON ({exc.msg}) in a file of {_size(file)}")

@@ -17,21 +17,20 @@ allowed values and defaults (:func:`feature_ranges`): non-finite numbers, and va
 the contract that are not the default ("is the default" as :func:`contracts.spec.is_default_value`
 defines it).
 
-**Personal data.** Columns a contract classifies as personal (``FieldContract.pii``: ODCS
-``classification`` pii, restricted, confidential or sensitive) never reach the bundle raw. In
-``batch.parquet`` (and in the scan's examples and keys) a text value becomes ``h:`` plus a keyed
-hash (a random key per bundle, never written: rows stay comparable within one bundle and
-cannot be looked up across bundles or against a list of ids); a number becomes what the triage
-needs to know about it: ``nan``, ``+inf``, ``-inf``, ``default``, ``in_contract`` or
-``out_of_contract``. A missing value and the default sentinel are kept as they are.
+**Personal data** follows the one policy of :mod:`funnelguard.redaction`: columns a contract
+classifies as personal (``FieldContract.pii``: ODCS ``classification`` pii, restricted,
+confidential or sensitive) never reach the bundle raw. In ``batch.parquet`` (and in the scan's
+examples and keys) a text value becomes ``h:`` plus a keyed hash under the deployment key
+(:func:`~funnelguard.redaction.deployment_key`, never written: rows stay comparable across the
+bundles of one deployment and cannot be looked up against a list of ids without the key); a
+number becomes what the triage needs to know about it: ``nan``, ``+inf``, ``-inf``,
+``default``, ``in_contract`` or ``out_of_contract``. A missing value and the default sentinel
+are kept as they are, as are the labels and masks.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
+
+from funnelguard.redaction import deployment_key, is_personal, keyed_token, number_classes
 
 if TYPE_CHECKING:
     from contracts.spec import Contract
@@ -89,12 +90,12 @@ def feature_ranges(source: Contract | Sequence[FeatureSpec],
         c = source
         ranges = [FeatureRange(f.name, f.is_numeric, f.minimum, f.maximum,
                                tuple(map(str, f.allowed_values)) if f.allowed_values else None,
-                               f.default, f.pii or f.name in pii)
+                               f.default, is_personal(c, f.name) or f.name in pii)
                   for f in c.feature_fields()]
         return ranges, f"contract {c.name} ({c.path})"
     ranges = [FeatureRange(s.name, s.kind in ("int", "float"), s.low, s.high,
                            tuple(s.categories) or None if s.kind == "category" else None,
-                           s.default, s.name in pii)
+                           s.default, s.name in pii or is_personal(None, s.name))
               for s in source]
     return ranges, "the model's feature specs"
 
@@ -106,15 +107,15 @@ class Redactor:
     Args:
         pii: names of the personal columns.
         ranges: the features' ranges (a personal number is replaced by its class).
+        key: the keyed hash's key (default: the deployment key).
     """
 
     pii: frozenset[str]
     ranges: Mapping[str, FeatureRange] = field(default_factory=dict)
-    _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    key: bytes = field(default_factory=deployment_key, repr=False)
 
     def token(self, value: Any) -> str:
-        digest = hmac.new(self._key, str(value).encode(), hashlib.sha256).hexdigest()
-        return "h:" + digest[:16]
+        return keyed_token(value, self.key)
 
     def values(self, name: str, values: pd.Series) -> pd.Series:
         """``values`` of column ``name``, redacted when the column is personal."""
@@ -145,18 +146,7 @@ class Redactor:
 
 def _number_classes(values: pd.Series, r: FeatureRange) -> np.ndarray:
     x = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    out = np.full(len(x), "in_contract", dtype=object)
-    outside = np.zeros(len(x), bool)
-    if r.low is not None:
-        outside |= x < r.low
-    if r.high is not None:
-        outside |= x > r.high
-    out[outside] = "out_of_contract"
-    out[r.is_default(values)] = "default"
-    out[np.isnan(x)] = "nan"
-    out[np.isposinf(x)] = "+inf"
-    out[np.isneginf(x)] = "-inf"
-    return out
+    return number_classes(x, r.low, r.high, r.is_default(values))
 
 
 def scan_inputs(raw: pd.DataFrame, ranges: Sequence[FeatureRange], *, key: str | None = None,
@@ -254,7 +244,7 @@ def write_bundle(folder: Path, *, anomaly: Any, exception: str, raw_batch: pd.Da
                   if key is not None and key in shown else []},
         "redacted": {"columns": present,
                      "rule": "personal columns (contract classification): text as h:<keyed "
-                             "hash, per-bundle key not stored>, numbers as their class (nan, "
+                             "hash, deployment key not stored>, numbers as their class (nan, "
                              "+inf, -inf, default, in_contract, out_of_contract)"},
         "input_scan": {"source": scan_source, "features": dict(scan)},
         "history": {

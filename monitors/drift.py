@@ -71,12 +71,16 @@ class DriftTarget:
         column_type: ``num`` or ``cat`` (Evidently's numerical / categorical).
         method: an Evidently stattest name, or None for Evidently's choice.
         threshold: the stattest threshold, or None for the method's default.
+        classification: the contract's classification when the column is personal data
+            (``pii``, ``restricted`` ...; :func:`funnelguard.redaction.classification_of`),
+            else None. The decision uses the raw values; a report shows them coarsened.
     """
 
     feature: str
     column_type: str
     method: str | None = None
     threshold: float | None = None
+    classification: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,13 +155,16 @@ class DriftResult:
 
 def drift_targets(contract: Contract, environments: Iterable[str] = ("offline", "online")) -> tuple[DriftTarget, ...]:
     """The contract's drift-tested features present in every one of ``environments``."""
+    from funnelguard.redaction import classification_of
+
     envs = tuple(environments)
     out = []
     for f in contract.fields:
         if f.role not in DRIFT_ROLES or not all(e in f.environments for e in envs):
             continue
         column_type = "num" if f.is_numeric and f.role != "category" else "cat"
-        out.append(DriftTarget(f.name, column_type, f.drift_method, f.drift_threshold))
+        out.append(DriftTarget(f.name, column_type, f.drift_method, f.drift_threshold,
+                               classification_of(f)))
     return tuple(out)
 
 

@@ -6,14 +6,15 @@ Pure functions over numbers the edge reads with cheap aggregate queries
 (row count against the trailing history, robust to the weekly pattern: median and MAD of the
 previous partitions), :func:`latest_event_finding` (the latest event time — the impressions
 contract's ``countsFrom`` column — is close to the end of the day and no row lies outside its
-day), and :func:`with_since`, which adds "since YYYY-MM-DD" to failing findings from the results
-store's streaks. Table, partition column and timestamp are always the caller's (from the
+day), and :func:`with_since`, which adds "(failing since YYYY-MM-DD)" to failing findings from
+the results store's streaks (:func:`split_since` takes it off again). Table, partition column and timestamp are always the caller's (from the
 contracts); nothing here names a table or column.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ __all__ = [
     "volume_finding",
     "latest_event_finding",
     "with_since",
+    "split_since",
 ]
 
 VOLUME_K = 3.0  # robust z-score limit: |count - median| / (1.4826 * MAD)
@@ -56,6 +58,8 @@ class PartitionFacts:
         history: rows per earlier partition (date -> count), partitions with rows only.
         latest, earliest: the latest / earliest timestamp in the partition (UTC), if any.
         outside: rows whose timestamp is not on the partition's day.
+        unparseable: rows whose timestamp is text that is not a timestamp (SQLite stores
+            whatever it is given); they are left out of latest / earliest / outside.
     """
 
     table: str
@@ -64,6 +68,7 @@ class PartitionFacts:
     latest: dt.datetime | None = None
     earliest: dt.datetime | None = None
     outside: int = 0
+    unparseable: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,20 +143,28 @@ def read_partition_facts(engine: Engine, table: str, partition: dt.date, *,
         with engine.connect() as conn:
             by_day = {_as_date(d): int(n) for d, n in conn.execute(counts)}
             latest = earliest = None
-            outside = 0
+            outside = unparseable = 0
             if timestamp and by_day.get(partition):
                 # UTC on both dialects (naive UTC on SQLite, timestamptz on PostgreSQL).
-                col = sa.type_coerce(tbl.c[timestamp], UTCDateTime())
+                raw = tbl.c[timestamp]
+                col = sa.type_coerce(raw, UTCDateTime())
                 day_start = dt.datetime.combine(partition, dt.time(0), tzinfo=dt.UTC)
                 day_end = day_start + dt.timedelta(days=1)
+                valid = [part == partition]
+                if engine.dialect.name == "sqlite":  # text cells that are not timestamps
+                    parses = sa.func.julianday(raw).is_not(None)
+                    unparseable = conn.execute(sa.select(sa.func.count()).where(
+                        part == partition, raw.is_not(None), ~parses)).scalar_one()
+                    valid.append(parses)
                 latest, earliest = conn.execute(sa.select(sa.func.max(col), sa.func.min(col))
-                                                .where(part == partition)).one()
+                                                .where(*valid)).one()
                 outside = conn.execute(sa.select(sa.func.count()).where(
-                    part == partition, sa.or_(col < day_start, col >= day_end))).scalar_one()
+                    *valid, sa.or_(col < day_start, col >= day_end))).scalar_one()
     except sa.exc.OperationalError as exc:
         raise EnvironmentFailure(f"reading row counts of {table} failed: {exc.orig}") from exc
     rows = by_day.pop(partition, 0)
-    return PartitionFacts(table, rows, by_day, _utc(latest), _utc(earliest), int(outside))
+    return PartitionFacts(table, rows, by_day, _utc(latest), _utc(earliest), int(outside),
+                          int(unparseable))
 
 
 def _as_date(value: Any) -> dt.date:
@@ -217,12 +230,17 @@ def latest_event_finding(facts: PartitionFacts, partition: dt.date, timestamp: s
     """``freshness_latest_event``: the partition covers its whole day and nothing outside it."""
     day_end = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
     if facts.latest is None:
+        bad = (f" ({facts.unparseable} of {facts.rows} rows hold text that is not a timestamp)"
+               if facts.unparseable else "")
         return Finding(check="freshness_latest_event", passed=False, environment=environment,
-                       threshold=max_gap_hours, count=0, dataset=dataset,
-                       message=f"{facts.table} has no {timestamp} for {partition}")
+                       threshold=max_gap_hours, count=facts.unparseable, dataset=dataset,
+                       message=f"{facts.table} has no {timestamp} for {partition}{bad}")
     gap = (day_end - facts.latest).total_seconds() / 3600
-    passed = gap <= max_gap_hours and facts.outside == 0
+    passed = gap <= max_gap_hours and facts.outside == 0 and facts.unparseable == 0
     problems = []
+    if facts.unparseable:
+        problems.append(f"{facts.unparseable} of {facts.rows} rows have {timestamp} text that is "
+                        "not a timestamp")
     if gap > max_gap_hours:
         problems.append(f"the day's last {max_gap_hours:g} h are missing")
     if facts.outside:
@@ -235,10 +253,17 @@ def latest_event_finding(facts: PartitionFacts, partition: dt.date, timestamp: s
                  + (": " + "; ".join(problems) if problems else "")))
 
 
+_SINCE_NOTE = re.compile(r" \(failing since (\d{4}-\d{2}-\d{2})\)")
+
+
 def with_since(findings: Iterable[Finding], store: Store, partition: str,
                dataset: str | None = None) -> list[Finding]:
     """Failing findings get "(failing since YYYY-MM-DD)" from the store's unbroken streak of
-    earlier failures of the same fingerprint; a new failure is "since" this partition."""
+    earlier failures of the same fingerprint; a new failure is "since" this partition.
+
+    A message that already carries the note (a finding annotated twice) keeps one: the
+    earlier date. :func:`split_since` takes the note off again (alerts say "since" once).
+    """
     from monitors.store import fingerprint_of
 
     previous = (dt.date.fromisoformat(partition) - dt.timedelta(days=1)).isoformat()
@@ -248,5 +273,14 @@ def with_since(findings: Iterable[Finding], store: Store, partition: str,
             out.append(f)
             continue
         since = store.first_failing_partition(fingerprint_of(f, dataset), previous) or partition
-        out.append(f.with_(message=f"{f.message} (failing since {since})"))
+        message, noted = split_since(f.message or "")
+        since = min(since, noted) if noted else since
+        out.append(f.with_(message=f"{message} (failing since {since})"))
     return out
+
+
+def split_since(message: str) -> tuple[str, str | None]:
+    """``message`` without the "(failing since YYYY-MM-DD)" note of :func:`with_since`, and
+    the note's date (the earliest, if it is there more than once; None when it is not)."""
+    dates = _SINCE_NOTE.findall(message)
+    return _SINCE_NOTE.sub("", message), (min(dates) if dates else None)

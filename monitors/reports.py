@@ -6,6 +6,17 @@ Rendering is the slow part of a full Evidently run, so :func:`write_evidently_dr
 threshold), on the very samples the decision was taken on, with the method and threshold that
 decided — the scores in the HTML are the scores in the findings. :func:`write_summary` needs
 nothing but the findings.
+
+**Personal data** (:mod:`funnelguard.redaction`). Evidently embeds values in its HTML (the
+histogram's outer bin edges are the sample's minimum and maximum), so a personal column
+(``DriftTarget.classification``) never reaches Evidently raw: its numbers are rounded to two
+significant digits (:func:`~funnelguard.redaction.coarse_numbers`: an income of 61,341.01 is
+drawn as 61,000; the shape of the shift stays visible, no edge is a row's value) and its
+categories become keyed tokens (``h:…``). The decision was taken on the raw values: for such a
+column the HTML's score is Evidently's on the rounded values and can differ from the finding's
+in the second or third digit; the finding's score decides, and the page says so. The summary
+page shows no examples, and the segment values of personal columns (``personal``) as
+``<redacted …>``.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from funnelguard.findings import Finding
+from funnelguard.redaction import coarse_numbers, deployment_key, keyed_token, redacted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,12 +39,21 @@ __all__ = ["write_evidently_drift", "write_summary", "SHOWN_WHEN_QUIET"]
 SHOWN_WHEN_QUIET = 3  # features rendered when nothing drifted
 
 
-def _padded_frame(profile: FrameProfile, features: Sequence[str]) -> pd.DataFrame:
-    """The profile's samples side by side; shorter columns padded with NULL (Evidently drops
-    NULL before testing, so the padding changes nothing)."""
+def _padded_frame(profile: FrameProfile, targets: Sequence[DriftTarget],
+                  key: bytes | None = None) -> pd.DataFrame:
+    """The profile's samples side by side, personal columns coarsened; shorter columns padded
+    with NULL (Evidently drops NULL before testing, so the padding changes nothing)."""
     import pandas as pd
 
-    return pd.DataFrame({f: profile.columns[f].sample for f in features})
+    columns = {}
+    for t in targets:
+        sample = profile.columns[t.feature].sample
+        if t.classification is not None and t.column_type == "num":
+            sample = pd.Series(coarse_numbers(sample.to_numpy(dtype="float64")), dtype="float64")
+        elif t.classification is not None:
+            sample = pd.Series([keyed_token(v, key or b"") for v in sample], dtype=object)
+        columns[t.feature] = sample
+    return pd.DataFrame(columns)
 
 
 def write_evidently_drift(
@@ -57,19 +78,34 @@ def write_evidently_drift(
         shown = sorted(testable, key=lambda r: -_closeness(r))[:SHOWN_WHEN_QUIET]
     if not shown:
         return None
-    features = [r.feature for r in shown]
+    drawn = [by_feature[r.feature] for r in shown]
+    key = deployment_key() if any(t.classification and t.column_type == "cat"
+                                  for t in drawn) else None
     definition = DataDefinition(
-        numerical_columns=[f for f in features if by_feature[f].column_type == "num"],
-        categorical_columns=[f for f in features if by_feature[f].column_type == "cat"])
+        numerical_columns=[t.feature for t in drawn if t.column_type == "num"],
+        categorical_columns=[t.feature for t in drawn if t.column_type == "cat"])
     report = Report([ValueDrift(column=r.feature, method=r.method, threshold=r.threshold)
                      for r in shown])
     snapshot = report.run(
-        Dataset.from_pandas(_padded_frame(current, features), data_definition=definition),
-        Dataset.from_pandas(_padded_frame(reference, features), data_definition=definition))
+        Dataset.from_pandas(_padded_frame(current, drawn, key), data_definition=definition),
+        Dataset.from_pandas(_padded_frame(reference, drawn, key), data_definition=definition))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(out))  # save_html writes nothing unless given a str
+    coarsened = [f"{t.feature} ({t.classification})" for t in drawn if t.classification]
+    if coarsened:
+        _add_note(out, f"Personal data: {', '.join(coarsened)} drawn from values rounded to two "
+                       "significant digits (categories as keyed tokens); the drift decision and "
+                       "its score are the finding's, on the raw values.")
     return str(out)
+
+
+def _add_note(path: Path, note: str) -> None:
+    """A line at the top of an Evidently page (its HTML has one ``<body>``)."""
+    text = path.read_text()
+    banner = (f'<p style="font-family:sans-serif;background:#fff4d6;padding:6px">'
+              f"{html.escape(note)}</p>")
+    path.write_text(text.replace("<body>", "<body>" + banner, 1))
 
 
 def _closeness(r: DriftResult) -> float:
@@ -87,21 +123,42 @@ def _cell(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _segment(segment: str | None, personal: Mapping[str, str]) -> str | None:
+    """``column=value,...`` with the values of personal columns redacted."""
+    if not segment or not personal:
+        return segment
+    parts = []
+    for part in segment.split(","):
+        column, sep, _ = part.partition("=")
+        parts.append(f"{column}={redacted(personal[column])}" if sep and column in personal
+                     else part)
+    return ",".join(parts)
+
+
 def write_summary(
     path: str | Path,
     title: str,
     findings: Sequence[Finding],
     links: Mapping[str, str] | None = None,
+    personal: Mapping[str, str] | None = None,
 ) -> str:
-    """A self-contained HTML page: failures first, then every finding, then links."""
+    """A self-contained HTML page: failures first, then every finding, then links.
+
+    Args:
+        personal: column -> classification of the personal columns
+            (:func:`funnelguard.redaction.personal_fields`): their segment values are redacted.
+            Examples are never shown.
+    """
     columns = ("check", "environment", "feature", "segment", "value", "threshold", "count", "message")
+    personal = dict(personal or {})
     ordered = sorted(findings, key=lambda f: (f.passed, f.check, f.environment or "",
                                               f.feature or "", f.segment or ""))
     rows = []
     for f in ordered:
         mark = "ok" if f.passed else ("FAIL" if f.severity == "error" else "WARN")
         style = "" if f.passed else ' style="background:#fde2e1"'
-        cells = "".join(f"<td>{_cell(getattr(f, c))}</td>" for c in columns)
+        shown = f.with_(segment=_segment(f.segment, personal))
+        cells = "".join(f"<td>{_cell(getattr(shown, c))}</td>" for c in columns)
         rows.append(f"<tr{style}><td>{mark}</td>{cells}</tr>")
     head = "".join(f"<th>{c}</th>" for c in ("", *columns))
     link_html = "".join(f'<li><a href="{html.escape(Path(p).name)}">{html.escape(name)}</a></li>'

@@ -5,7 +5,8 @@
   the project has one, findings against floors and the champion; writes the model's
   permutation feature importance into its directory (``--no-importance`` to skip).
 - ``replay --date D [--model DIR|served]``: serving-score replay of one partition.
-- ``explain KEY --model DIR|served``: one prediction, reconstructed.
+- ``explain KEY --model DIR|served [--show-restricted]``: one prediction, reconstructed;
+  personal data redacted unless ``--show-restricted`` (printed only, and logged).
 
 Every command takes ``--project`` (the contracts name tables, columns, stages and segments) and
 ``--warehouse`` (default: the project's). Handlers are thin adapters over
@@ -74,6 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ex.add_argument("key", metavar="KEY",
                     help="the impression's key (the features contract's primary key)")
     _model_flag(ex, required=True)
+    ex.add_argument("--show-restricted", action="store_true",
+                    help="print the raw values of personal (pii/restricted) fields in the table; "
+                         "logged on stderr and as show_restricted in the result, never written "
+                         "to --json or the store")
     add_common_flags(ex, date=None, store=False)
     ex.set_defaults(handler=_explain, command_name="explain")
 
@@ -113,6 +118,7 @@ def _explain(args: argparse.Namespace):
     project = project_of(args)
     engine = connect_warehouse(args, project)
     try:
-        return run_explain(project, engine, args.key, model=args.model, quiet=args.quiet)
+        return run_explain(project, engine, args.key, model=args.model, quiet=args.quiet,
+                           show_restricted=args.show_restricted)
     finally:
         engine.dispose()

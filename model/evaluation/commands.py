@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sys
 from typing import TYPE_CHECKING, Any
 
 from funnelguard.errors import InputError
@@ -164,15 +165,21 @@ def run_replay(project: Project, engine: Engine, partition: dt.date | str, *,
 
 
 def run_explain(project: Project, engine: Engine, key: str, *, model: Any,
-                quiet: bool = True) -> RunResult:
+                quiet: bool = True, show_restricted: bool = False) -> RunResult:
     """One prediction reconstructed: served vs offline features and scores of one impression.
+
+    Personal data (:mod:`funnelguard.redaction`) is redacted everywhere: the findings, the
+    result's ``explanation`` (the ``--json`` document) and the printed table. Only
+    ``show_restricted`` shows the raw values, in the printed table alone (printed even when
+    ``quiet``); the showing is logged as one line on stderr and ``details.show_restricted``.
 
     Args:
         project: the project.
         engine: the warehouse.
         key: the impression's key (the features contract's primary key).
         model: ``served``, a model directory, or a scorer object.
-        quiet: do not print the side-by-side table (personal data is redacted in it).
+        quiet: do not print the side-by-side table.
+        show_restricted: print the personal values raw in the table (an explicit request).
 
     Raises:
         InputError: the key is in neither table, or a bad model (exit 2).
@@ -187,11 +194,18 @@ def run_explain(project: Project, engine: Engine, key: str, *, model: Any,
         scorer, rows.served, rows.offline, features=rows.features, key=str(key), ds=rows.ds,
         duplicates=rows.duplicates, score_columns=rows.score_columns,
         classification=rows.classification, key_column=rows.key, partition_column=rows.partition)
-    if not quiet:
-        print(explanation.table())
+    if show_restricted:
+        personal = ", ".join(explanation.personal) or "none"
+        print(f"explain: --show-restricted: printing the raw values of personal fields "
+              f"({personal}) of {rows.key} {key}; they are not written to --json or the store",
+              file=sys.stderr)
+    if show_restricted or not quiet:
+        print(explanation.table(show_restricted=show_restricted))
         print()
     ds = explanation.ds.isoformat() if explanation.ds else None
+    details: dict[str, Any] = {"explanation": explanation.to_json()}
+    if show_restricted:
+        details["show_restricted"] = True
     return RunResult(
         command="explain", partition=ds, findings=explanation.findings(serves=scorer.serves),
-        dataset=_model_name(scorer), artifacts={"model": scorer.name},
-        details={"explanation": explanation.to_json()})
+        dataset=_model_name(scorer), artifacts={"model": scorer.name}, details=details)

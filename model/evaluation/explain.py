@@ -8,9 +8,11 @@ swaps do not add up to is reported as the interaction remainder. All versions ar
 call. A served model known only by its logged scores (:class:`~model.evaluation.scorers.LoggedScores`)
 shows the logged score and the feature values, without re-scoring.
 
-Personal data (a property whose ODCS ``classification`` marks it: ``pii``, ``restricted`` ...)
-is never printed or written: its values show as ``<redacted CLASSIFICATION>`` in the table, the
-JSON document and the findings; whether it differs is still shown.
+Personal data (a property whose ODCS ``classification`` marks it: ``pii``, ``restricted`` ...;
+the rule is :mod:`funnelguard.redaction`'s) is never written: its values show as
+``<redacted CLASSIFICATION>`` in the JSON document and the findings, and in the printed table
+unless the caller explicitly asks for them (``explain --show-restricted``:
+``table(show_restricted=True)``); whether it differs is always shown.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sqlalchemy as sa
 
 from funnelguard.errors import EnvironmentFailure
 from funnelguard.findings import Finding
+from funnelguard.redaction import classification_of, redacted
 from funnelguard.warehouse import require_columns
 from model.evaluation.errors import ImpressionNotFound
 from model.evaluation.replay import differing
@@ -38,11 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FeatureContribution", "Explanation", "ImpressionRows", "load_impression",
            "explain_rows", "explain_impression", "redacted"]
-
-
-def redacted(classification: str) -> str:
-    """What a personal-data value shows as (the alerts' convention)."""
-    return f"<redacted {classification}>"
 
 
 @dataclass(frozen=True)
@@ -66,9 +64,11 @@ class FeatureContribution:
     delta: Mapping[str, float]
     classification: str | None = None
 
-    def shown(self, value: Any) -> Any:
-        """``value`` as it may be printed or written: redacted for personal data."""
-        if self.classification is not None and _plain(value) is not None:
+    def shown(self, value: Any, show_restricted: bool = False) -> Any:
+        """``value`` as it may be printed or written: redacted for personal data unless
+        ``show_restricted`` (a terminal, on explicit request; never a file or the store)."""
+        if self.classification is not None and not show_restricted \
+                and _plain(value) is not None:
             return redacted(self.classification)
         return _plain(value)
 
@@ -140,8 +140,14 @@ class Explanation:
                 message=f"{self.key}: {f.feature} {values}; {effect}"))
         return tuple(out)
 
-    def table(self) -> str:
-        """A readable side-by-side table for a terminal (personal data redacted)."""
+    @property
+    def personal(self) -> tuple[str, ...]:
+        """The features whose values are personal data (redacted)."""
+        return tuple(f.feature for f in self.features if f.classification is not None)
+
+    def table(self, show_restricted: bool = False) -> str:
+        """A readable side-by-side table for a terminal: personal data redacted unless
+        ``show_restricted`` (the caller logs that it showed them)."""
         tasks = list(self.online)
         deltas_shown = self.rescored
         lines = [f"{self.key_column or 'key'} {self.key}  {self.partition_column or 'partition'} "
@@ -153,8 +159,9 @@ class Explanation:
             mark = "*" if f.differs else " "
             deltas = "".join(f"{f.delta[t]:>+14.6f}" if f.differs and t in f.delta
                              else f"{'':>14}" for t in tasks) if deltas_shown else ""
-            lines.append(f"{mark}{f.feature:<27}{_fmt(f.shown(f.served)):>24}"
-                         f"{_fmt(f.shown(f.offline)):>24}  {deltas}")
+            served = _fmt(f.shown(f.served, show_restricted))
+            offline = _fmt(f.shown(f.offline, show_restricted))
+            lines.append(f"{mark}{f.feature:<27}{served:>24}{offline:>24}  {deltas}")
         lines.append("")
         lines.append(f"{'score':<28}" + "".join(f"{t:>14}" for t in tasks))
         rows: list[tuple[str, Mapping[str, float] | None]] = [("logged", self.logged)]
@@ -289,8 +296,8 @@ def load_impression(project: Project, engine: Engine, key: str) -> ImpressionRow
     for name in features:
         if name not in served.columns:
             served[name] = offline[name].to_numpy()
-    classification = {f.name: f.classification or "pii" for f in contract.fields
-                      if f.pii and f.name in features}
+    classification = {f.name: label for f in contract.fields
+                      if f.name in features and (label := classification_of(f)) is not None}
     return ImpressionRows(served, offline, duplicates, key_col, part, features, scores,
                           classification, version)
 
