@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from funnelguard.redaction import personal_fields
+
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Engine
@@ -190,7 +192,7 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
             artifacts[f"evidently_drift_{env}"] = written
     artifacts["drift_report"] = write_summary(
         out_dir / "drift.html", f"{contract.name} drift and default rates, {partition}",
-        findings, links=dict(artifacts))
+        findings, links=dict(artifacts), personal=personal_fields(project.contracts.values()))
     metrics = [m for r in results.values() for m in drift.drift_metrics(r)]
     metrics += dr.default_rate_metrics(rates)
     return RunResult(command="drift", partition=partition.isoformat(), findings=tuple(findings),
@@ -231,7 +233,7 @@ def run_skew(project: Project, engine: Engine, partition: dt.date | str, *,
     findings = _since(skew_findings(report, contract), store_url, partition, contract.name)
     path = write_summary(report_dir(html_dir, partition) / "skew.html",
                          f"{contract.name} replay skew, {partition} (features ranked by mismatch rate)",
-                         findings)
+                         findings, personal=personal_fields(project.contracts.values()))
     return RunResult(command="skew", partition=partition.isoformat(), findings=tuple(findings),
                      dataset=contract.name, metrics=tuple(skew_metrics(report)),
                      artifacts={"skew_report": path})
@@ -296,7 +298,8 @@ def run_freshness(project: Project, engine: Engine, partition: dt.date | str, *,
                      "warehouse")))
     findings = _since(findings, store_url, partition, contract.name)
     path = write_summary(report_dir(html_dir, partition) / "freshness.html",
-                         f"{contract.name} freshness, {partition}", findings)
+                         f"{contract.name} freshness, {partition}", findings,
+                         personal=personal_fields(project.contracts.values()))
     return RunResult(command="freshness", partition=partition.isoformat(),
                      findings=tuple(findings), dataset=contract.name,
                      artifacts={"freshness_report": path})
