@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install demo test test-fast bench lint airflow clean
+.PHONY: install browser demo test test-fast bench lint airflow clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ install: $(STAMP)
 demo: install
 	$(PY) -m funnelguard.demo
 
-test: install
+# Debian's Chromium and its driver, for the results site's browser test (tests/site).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null) || \
+	  echo "warning: could not install chromium; the browser test will skip"
+
+test: install browser
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 bench: install

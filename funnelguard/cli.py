@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "monitors.alerts.cli",
     "funnelguard.runs_cli",
     "monitors.store.cli",
+    "monitors.site.cli",
     "model.cli",
     "model.evaluation.cli",
 )
