@@ -7,8 +7,9 @@ Pure functions over numbers the edge reads with cheap aggregate queries
 previous partitions), :func:`latest_event_finding` (the latest event time — the impressions
 contract's ``countsFrom`` column — is close to the end of the day and no row lies outside its
 day), and :func:`with_since`, which adds "(failing since YYYY-MM-DD)" to failing findings from
-the results store's streaks (:func:`split_since` takes it off again). Table, partition column and timestamp are always the caller's (from the
-contracts); nothing here names a table or column.
+the results store's streaks (:func:`split_since` takes it off again). Table, partition column
+and timestamp are always the caller's (from the contracts); nothing here names a table or
+column.
 """
 
 from __future__ import annotations

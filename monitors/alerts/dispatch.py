@@ -1,4 +1,5 @@
-"""Dispatching the outbox to Slack: claim each due row, re-check mutes, render, post, record.
+"""Dispatching the outbox to Slack: group the due rows (one message per partition, dataset and
+feature), claim each row, re-check mutes, render, post once per group, record every row.
 
 A row is claimed with ``UPDATE ... SET status='sending' WHERE id=? AND status='pending'`` and
 sent only when that update changed exactly one row, so two flushes running at once (two
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 from funnelguard.errors import EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_PASS
 from funnelguard.findings import ENVIRONMENTS, ErrorInfo, Finding, RunResult
 from monitors.alerts.delivery import CONNECTION_REJECTED, DeliveryOutcome, SlackWebhook
+from monitors.alerts.grouping import group_rows
 from monitors.alerts.message import QueuedAlert, render_message
 from monitors.alerts.outbox import _aware, utcnow
 from monitors.alerts.owners import OwnerDirectory
@@ -39,12 +41,14 @@ from monitors.alerts.settings import AlertSettings
 from monitors.store import AlertOutbox, AlertState, Store, open_store
 
 __all__ = ["flush", "flush_store", "Delivery", "FlushReport", "CLAIM_LEASE", "MAYBE_DELIVERED",
-           "backoff"]
+           "MESSAGE_ID", "backoff", "queued_alert", "unmuted_payload"]
 
 CLAIM_LEASE = dt.timedelta(minutes=10)
 DEFAULT_CONN_ID = "funnelguard_slack"
 # Payload key set on a row whose post may have reached Slack without an answer.
 MAYBE_DELIVERED = "maybe_delivered"
+# Payload key: the id of the message (``alert #N``) a row was posted in.
+MESSAGE_ID = "message_id"
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -203,11 +207,13 @@ def _muted(store: Store, fingerprints: list[str], now: dt.datetime) -> set[str]:
 
 
 def _record(store: Store, row: AlertOutbox, outcome: DeliveryOutcome | None, status: str,
-            now: dt.datetime, text: str | None = None, *, repeat: bool = False) -> Delivery:
+            now: dt.datetime, text: str | None = None, *, repeat: bool = False,
+            message_id: int | None = None) -> Delivery:
     """Write the outcome of a claimed row (and, once sent, its fingerprints' state).
 
     A post that may have reached Slack (``outcome.uncertain``) marks the row's payload, so
-    every later post of it says it is a repeat.
+    every later post of it says it is a repeat; a posted row's payload keeps the id of the
+    message it went out in (``message_id``: the ``alert #N`` of a group).
     """
     attempts = row.attempts + (1 if outcome is not None else 0)
     next_at = None
@@ -218,8 +224,13 @@ def _record(store: Store, row: AlertOutbox, outcome: DeliveryOutcome | None, sta
     error = outcome.error if outcome is not None else None
     values = dict(status=status, attempts=attempts, last_error=error, next_attempt_at=next_at,
                   sent_at=now if status == "sent" else None)
-    if outcome is not None and outcome.uncertain and not (row.payload or {}).get(MAYBE_DELIVERED):
-        values["payload"] = {**dict(row.payload or {}), MAYBE_DELIVERED: True}
+    payload = dict(row.payload or {})
+    if outcome is not None and outcome.uncertain:
+        payload[MAYBE_DELIVERED] = True
+    if message_id is not None:
+        payload[MESSAGE_ID] = message_id
+    if payload != dict(row.payload or {}):
+        values["payload"] = payload
     with store.session() as s, s.begin():
         s.execute(sa.update(AlertOutbox).where(AlertOutbox.id == row.id).values(**values)
                   .execution_options(synchronize_session=False))
@@ -265,6 +276,10 @@ def flush_store(store: Store, slack_conn_id: str = DEFAULT_CONN_ID, *,
                 sleep: Callable[[float], None] = time.sleep) -> FlushReport:
     """Deliver every due outbox row of ``store`` (see the module docstring).
 
+    The due rows of one partition, dataset and feature go out as one message
+    (:func:`monitors.alerts.grouping.group_rows`); each row is claimed and recorded on its own,
+    with the outcome of the one post.
+
     Args:
         store: the results store.
         slack_conn_id: the Airflow connection holding the webhook URL as its password.
@@ -284,45 +299,71 @@ def flush_store(store: Store, slack_conn_id: str = DEFAULT_CONN_ID, *,
     deliveries: list[Delivery] = []
     stopped: str | None = None
     with SlackWebhook(slack_conn_id, settings.timeout) as webhook:
-        for queued in due:
+        for group in group_rows(due):
             if stopped:  # Slack is down, asked us to wait or refused the webhook: leave the rest
-                deliveries.append(Delivery(
+                deliveries += [Delivery(
                     queued.id, queued.kind, queued.group_key, queued.dataset,
                     queued.environment, queued.partition, "skipped", queued.attempts,
-                    queued.last_error, queued.next_attempt_at))
+                    queued.last_error, queued.next_attempt_at) for queued in group]
                 continue
-            was_sending = queued.status == "sending"  # a flush died holding it: maybe posted
-            row = _claim(store, queued.id, now())
-            if row is None:
-                continue  # another flush has it
-            delivery, outcome = _deliver(store, row, webhook, directory, settings, now, sleep,
-                                         was_sending=was_sending)
-            deliveries.append(delivery)
+            claimed = []
+            for queued in group:
+                was_sending = queued.status == "sending"  # a flush died holding it: maybe posted
+                row = _claim(store, queued.id, now())
+                if row is not None:  # else another flush has it
+                    claimed.append((row, was_sending))
+            if not claimed:
+                continue
+            done, outcome = _deliver(store, claimed, webhook, directory, settings, now, sleep)
+            deliveries += done
             stopped = _why_stopped(outcome)
     seen = {d.outbox_id for d in deliveries}
     return FlushReport(tuple(deliveries), _outstanding(store), slack_conn_id,
                        _held(store, seen), stopped)
 
 
-def _deliver(store: Store, row: AlertOutbox, webhook: SlackWebhook, directory: OwnerDirectory,
-             settings: AlertSettings, now: Callable[[], dt.datetime],
-             sleep: Callable[[float], None], *, was_sending: bool = False
-             ) -> tuple[Delivery, DeliveryOutcome | None]:
-    """Render and post one claimed row; record and return what happened."""
+def unmuted_payload(store: Store, row: AlertOutbox, now: dt.datetime
+                    ) -> tuple[dict, list[str]]:
+    """The row's payload without the findings muted since it was queued, and those muted
+    fingerprints (a resolution is never filtered)."""
     payload = dict(row.payload or {})
-    repeat = was_sending or bool(payload.get(MAYBE_DELIVERED))
-    if row.kind != "resolution":
-        muted = _muted(store, list(row.fingerprints or ()), now())
-        if muted:
-            payload["findings"] = [d for d in payload.get("findings", ())
-                                   if d.get("fingerprint") not in muted]
-            if not payload["findings"]:
-                return _record(store, row, None, "muted", now()), None
+    if row.kind == "resolution":
+        return payload, []
+    muted = _muted(store, list(row.fingerprints or ()), now)
+    if muted:
+        payload["findings"] = [d for d in payload.get("findings", ())
+                               if d.get("fingerprint") not in muted]
+    return payload, sorted(muted)
+
+
+def queued_alert(row: AlertOutbox, payload: dict, *, repeat: bool = False) -> QueuedAlert:
+    """The renderer's view of an outbox row."""
+    return QueuedAlert(row.id, row.kind, row.dataset, row.environment, row.partition,
+                       row.severity, payload, project=row.project, contract=row.contract,
+                       repeat=repeat)
+
+
+def _deliver(store: Store, claimed: list[tuple[AlertOutbox, bool]], webhook: SlackWebhook,
+             directory: OwnerDirectory, settings: AlertSettings,
+             now: Callable[[], dt.datetime], sleep: Callable[[float], None]
+             ) -> tuple[list[Delivery], DeliveryOutcome | None]:
+    """Render the claimed rows of one group as one message, post it, record every row."""
+    done: list[Delivery] = []
+    live: list[tuple[AlertOutbox, dict]] = []
+    for row, _ in claimed:
+        payload, _muted_fps = unmuted_payload(store, row, now())
+        if row.kind != "resolution" and not payload.get("findings"):
+            done.append(_record(store, row, None, "muted", now()))
+        else:
+            live.append((row, payload))
+    if not live:
+        return done, None
+    repeat = any(was for _, was in claimed) or any(
+        bool((row.payload or {}).get(MAYBE_DELIVERED)) for row, _ in live)
+    message_id = min(row.id for row, _ in live)
     try:
-        alert = QueuedAlert(row.id, row.kind, row.dataset, row.environment, row.partition,
-                            row.severity, payload, project=row.project, contract=row.contract,
-                            repeat=repeat)
-        message = render_message(alert, directory, settings)
+        message = render_message([queued_alert(row, payload, repeat=repeat)
+                                  for row, payload in live], directory, settings)
         outcome = webhook.post(message.body())
         if outcome.retry_after is not None and outcome.retry_after <= settings.max_rate_limit_wait:
             sleep(outcome.retry_after)
@@ -330,12 +371,15 @@ def _deliver(store: Store, row: AlertOutbox, webhook: SlackWebhook, directory: O
     except BaseException as exc:
         failure = DeliveryOutcome(False, error=webhook.scrub(
             f"flush stopped while sending: {type(exc).__name__}: {exc}"), uncertain=True)
-        _record(store, row, failure, "pending", now())
+        for row, _ in live:
+            _record(store, row, failure, "pending", now(), message_id=message_id)
         raise
-    if outcome.delivered:
-        return _record(store, row, outcome, "sent", now(), message.text, repeat=repeat), outcome
-    status = "failed" if outcome.rejected else "pending"
-    return _record(store, row, outcome, status, now(), repeat=repeat), outcome
+    status = "sent" if outcome.delivered else ("failed" if outcome.rejected else "pending")
+    for row, _ in live:
+        done.append(_record(store, row, outcome, status, now(),
+                            message.text if outcome.delivered else None, repeat=repeat,
+                            message_id=message_id))
+    return done, outcome
 
 
 def flush(store_url: str, slack_conn_id: str = DEFAULT_CONN_ID, *,

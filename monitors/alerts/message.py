@@ -1,37 +1,43 @@
 """Rendering queued alerts as Slack Block Kit messages, and runs as short failure summaries.
 
-Pure functions of a :class:`QueuedAlert` (what the outbox holds, including the project and
-contract file of the run that queued it), an :class:`~monitors.alerts.owners.OwnerDirectory`
+Pure functions of :class:`QueuedAlert` rows (what the outbox holds, including the project and
+contract file of the run that queued each), an :class:`~monitors.alerts.owners.OwnerDirectory`
 (owners, PII fields and stages, read from those files) and
-:class:`~monitors.alerts.settings.AlertSettings` (links). PII is enforced here a second time:
-examples of personal-data fields are dropped and their findings are described by numbers only,
-never by the check's free text.
+:class:`~monitors.alerts.settings.AlertSettings` (links). :func:`render_message` takes one row
+or the rows of one group (:mod:`monitors.alerts.grouping`: one partition, dataset and feature,
+seen by several checks) and renders one message: a header naming the feature and its root-cause
+segment, one line per check and environment (a check's segment findings folded into its line),
+the links of every run. PII is enforced here a second time: examples of personal-data fields
+are dropped and their findings are described by numbers only, never by the check's free text.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
 
 from funnelguard.findings import Finding, RunResult
+from monitors.alerts.grouping import group_key, root_cause
+from monitors.alerts.links import LOCAL_RUNBOOK, context_links
 from monitors.alerts.owners import OwnerDirectory
 from monitors.alerts.settings import AlertSettings
+from monitors.alerts.wording import check_words, example_words, numbers_in_words
+
+if TYPE_CHECKING:
+    from contracts.spec import FieldContract
 
 __all__ = ["QueuedAlert", "SlackMessage", "render_message", "describe_finding",
            "render_run_summary", "LOCAL_RUNBOOK"]
 
-LOCAL_RUNBOOK = "docs/alerts.md#runbook"
 _SECTION_LIMIT = 2900  # Block Kit allows 3000 characters per section text
 _HEADER_LIMIT = 150  # and 150 per header
-# Checks whose value and threshold are fractions of rows (shown as percentages): the contract
-# checks (failing fraction), replay skew (mismatch rate), coverage and duplicates (share of keys).
-_RATE_WORDS = ("rate", "share", "fraction", "null", "default", "missing", "nan", "skew",
-               "coverage", "duplicate", "range", "allowed", "unique", "finite", "dtype")
 _SEVERITY_EMOJI = {"error": ":red_circle:", "warning": ":large_orange_circle:",
                    "info": ":large_blue_circle:"}
+_SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+_SEGMENT_TOKEN = re.compile(r"\b([A-Za-z_]\w*)=")
 
 
 @dataclass(frozen=True)
@@ -79,42 +85,23 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _number(value: Any, as_rate: bool) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if as_rate and 0.0 <= value <= 1.0:
-        return f"{value * 100:.1f} %"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:.4g}"
-
-
-def _numbers_in_words(f: Finding) -> str:
-    """``38.2 % (limit 5.0 %), 630 rows`` from the structured fields alone."""
-    as_rate = any(word in f.check for word in _RATE_WORDS)
-    value, limit = _number(f.value, as_rate), _number(f.threshold, as_rate)
-    words = []
-    if value is not None:
-        words.append(value + (f" (limit {limit})" if limit is not None else ""))
-    elif limit is not None:
-        words.append(f"limit {limit}")
-    if f.count is not None:
-        words.append(f"{f.count:,} rows")
-    return ", ".join(words) or "failed"
+def _segment_label(segment: str, redacted: bool) -> str:
+    return "one segment" if redacted else segment
 
 
 def _segment_words(segment: str | None, redacted: bool) -> str | None:
-    if not segment:
-        return None
-    if redacted:
-        return "one segment only"
-    values = [part.split("=", 1)[-1] for part in segment.split(",") if part]
-    return ", ".join(values) + " only"
+    return f"{_segment_label(segment, redacted)} only" if segment else None
+
+
+def _examples(f: Finding, hidden: Sequence[str]) -> str:
+    shown = [w for e in (f.examples or ())[:3] if (w := example_words(e, hidden))]
+    return "; e.g. " + ", ".join(f"`{_escape(w)}`" for w in shown) if shown else ""
 
 
 def describe_finding(f: Finding, *, pii: bool = False, segment_pii: bool = False,
-                     since: str | None = None, repeats: int = 0) -> str:
-    """One finding in words: subject, check, numbers, segment, since when, repeats.
+                     since: str | None = None, repeats: int = 0,
+                     field: FieldContract | None = None, hidden: Sequence[str] = ()) -> str:
+    """One finding in words: subject, check, numbers, segment, since when, repeats, examples.
 
     Args:
         f: the finding.
@@ -122,30 +109,117 @@ def describe_finding(f: Finding, *, pii: bool = False, segment_pii: bool = False
         segment_pii: the segment column is personal data: the segment value is not shown.
         since: the first partition of the open streak.
         repeats: how often it was seen since the last message about it.
+        field: the finding's field in its contract (its default, bounds, allowed values).
+        hidden: personal-data columns: their values are left out of examples (records).
     """
+    line = _head(f, pii=pii, segment_pii=segment_pii, field=field)
+    return line + _tail(since, repeats) + ("" if pii else _examples(f, hidden))
+
+
+def _head(f: Finding, *, pii: bool, segment_pii: bool, field: FieldContract | None) -> str:
     subject = f.feature or f.task or f.check
-    check = f.check.replace("_", " ")
-    if pii or not f.message:
-        detail = _numbers_in_words(f)
-    else:
-        detail = f.message
-        for prefix in (f"{subject}: ", f"{subject} "):
-            if detail.startswith(prefix):
-                detail = detail[len(prefix):]
-                break
-        detail = _escape(detail)
-    line = f"*{subject}* {check}: {detail}"
+    detail = numbers_in_words(f) if pii else (_escape(check_words(f, field))
+                                                or numbers_in_words(f))
+    line = f"*{subject}* {f.check.replace('_', ' ')}: {detail}"
     where = _segment_words(f.segment, segment_pii)
-    if where:
-        line += f", {where}"
-    if since:
-        line += f", since {since}"
+    return line + (f", {where}" if where else "")
+
+
+def _tail(since: str | None, repeats: int) -> str:
+    text = f", since {since}" if since else ""
     if repeats:
-        line += f" (seen {repeats} more time{'s' if repeats != 1 else ''} since the last alert)"
-    if f.examples and not pii:
-        shown = ", ".join(f"`{_escape(str(e))[:40]}`" for e in f.examples[:3])
-        line += f"; e.g. {shown}"
-    return line
+        text += f" (seen {repeats} more time{'s' if repeats != 1 else ''} since the last alert)"
+    return text
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One finding of a message with what its row says about its fingerprint."""
+
+    finding: Finding
+    fingerprint: str | None
+    since: str | None
+    repeats: int
+    dataset: str
+
+
+class _Scope:
+    """The PII and contract questions one message asks, answered from its directory."""
+
+    def __init__(self, directory: OwnerDirectory) -> None:
+        self.directory = directory
+
+    def column_pii(self, dataset: str, column: str | None) -> bool:
+        return self.directory.is_pii(dataset, column)
+
+    def segment_pii(self, item: _Item) -> bool:
+        seg = item.finding.segment
+        return bool(seg) and self.column_pii(item.dataset, seg.split("=", 1)[0])
+
+    def finding_pii(self, item: _Item) -> bool:
+        """About a personal field, or its text names a segment of one (``user_id=...``)."""
+        f = item.finding
+        return self.column_pii(item.dataset, f.feature) or any(
+            self.column_pii(item.dataset, col) for col in _SEGMENT_TOKEN.findall(f.message or ""))
+
+    def field(self, dataset: str, name: str | None) -> FieldContract | None:
+        contract = self.directory.contract(dataset)
+        if contract is None or not name:
+            return None
+        return next((x for x in contract.fields if x.name == name), None)
+
+    def hidden(self, dataset: str, f: Finding) -> list[str]:
+        keys = {k for e in (f.examples or ()) if isinstance(e, Mapping) for k in e}
+        return [k for k in keys if self.column_pii(dataset, str(k))]
+
+
+def _items(alerts: Sequence[QueuedAlert]) -> list[_Item]:
+    out = []
+    for alert in alerts:
+        p = alert.payload
+        since, repeats = p.get("since") or {}, p.get("repeats") or {}
+        for doc in p.get("findings", ()):
+            fp = doc.get("fingerprint")
+            f = Finding.from_json(doc)
+            out.append(_Item(f, fp, since.get(fp), int(repeats.get(fp, 0)),
+                             f.dataset or alert.dataset))
+    return sorted(out, key=lambda i: _SEVERITY_RANK.get(i.finding.severity, 3))
+
+
+def _lines_of(items: list[_Item], kind: str, scope: _Scope) -> list[str]:
+    """One line per (subject, check, environment): a check's segment findings are folded into
+    the line of its overall finding (which names the cause already), or listed after it."""
+    units: dict[tuple, list[_Item]] = {}
+    checks: dict[str, int] = {}
+    for item in items:
+        f = item.finding
+        checks.setdefault(f.check, len(checks))
+        units.setdefault((f.feature or f.task or f.check, f.check, f.environment), []).append(item)
+    lines = []
+    # errors first; a check's lines (one per environment) side by side
+    for members in sorted(units.values(), key=lambda m: (
+            min(_SEVERITY_RANK.get(i.finding.severity, 3) for i in m),
+            checks[m[0].finding.check])):
+        primary = next((i for i in members if not i.finding.segment), members[0])
+        f = primary.finding
+        since = min((i.since for i in members if i.since), default=None)
+        if kind == "resolution":
+            lines.append(f"*{f.feature or f.task or f.check}* {f.check.replace('_', ' ')} "
+                         f"passes again" + (f" (failing since {since})" if since else ""))
+            continue
+        pii = scope.finding_pii(primary)
+        head = _head(f, pii=pii, segment_pii=scope.segment_pii(primary),
+                     field=scope.field(primary.dataset, f.feature))
+        for other in members:
+            seg = other.finding.segment
+            if other is primary or not seg or seg in head:
+                continue
+            label = _segment_label(seg, scope.segment_pii(other))
+            head += f"; {label}: {numbers_in_words(other.finding)}"
+        repeats = max(i.repeats for i in members)
+        examples = "" if pii else _examples(f, scope.hidden(primary.dataset, f))
+        lines.append(head + _tail(since, repeats) + examples)
+    return lines
 
 
 def _tasks_affected(kind: str, findings: Sequence[Finding], dataset: str,
@@ -161,36 +235,19 @@ def _tasks_affected(kind: str, findings: Sequence[Finding], dataset: str,
     return [t for t in stages if t in tasks] + sorted(tasks - set(stages))
 
 
-def _links(alert: QueuedAlert, checks: Sequence[str], settings: AlertSettings) -> list[str]:
-    """Report, Airflow log and runbook links (local paths only without a base URL)."""
-    p = alert.payload
-    base, links = settings.base_url, []
-    artifacts = p.get("artifacts") or {}
-    report = artifacts.get("report") or next(
-        (v for k, v in artifacts.items() if "report" in k), None)
-    if base:
-        where = "/".join(quote(x or "-", safe="") for x in (
-            p.get("command", "run").replace(" ", "-"), alert.dataset, alert.environment,
-            alert.partition))
-        links.append(f"<{base}/reports/{where}|Report>")
-    elif report:
-        links.append(f"Report: `{report}`")
-    af = p.get("airflow") or {}
-    if {"dag_id", "run_id", "task_id"} <= af.keys():
-        if settings.airflow_ui:
-            url = (f"{settings.airflow_ui}/dags/{quote(af['dag_id'], safe='')}/runs/"
-                   f"{quote(af['run_id'], safe='')}/tasks/{quote(af['task_id'], safe='')}")
-            links.append(f"<{url}|Airflow log>")
-        else:
-            links.append(f"Airflow log: `{af['dag_id']} / {af['run_id']} / {af['task_id']}`")
-    for check in list(dict.fromkeys(checks))[:3]:
-        links.append(f"<{base}/runbooks/{quote(check)}|Runbook: {check}>" if base
-                     else f"Runbook: `{LOCAL_RUNBOOK}-{check.replace('_', '-')}`")
-    return links
+def _subject(alert: QueuedAlert, findings: Sequence[Finding], cause: str | None) -> str:
+    """The feature (and its root cause) a message is about; empty when it is about none."""
+    features = list(dict.fromkeys(f.feature for f in findings if f.feature))
+    if not features or alert.kind not in ("alert", "resolution"):
+        return ""
+    subject = ", ".join(features[:3]) + (f" and {len(features) - 3} more"
+                                         if len(features) > 3 else "")
+    return subject + (f" · {cause} only" if cause and len(features) == 1 else "")
 
 
-def _header(alert: QueuedAlert) -> str:
-    where = " · ".join(x for x in (alert.dataset, alert.environment, alert.partition) if x)
+def _header(alert: QueuedAlert, environments: Sequence[str], subject: str) -> str:
+    env = environments[0] if len(environments) == 1 else None
+    where = " · ".join(x for x in (subject, alert.dataset, env, alert.partition) if x)
     if alert.kind == "resolution":
         return f":white_check_mark: Resolved: {where}"
     if alert.kind == "gate":
@@ -207,66 +264,97 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def render_message(alert: QueuedAlert, directory: OwnerDirectory,
+def _mute_hint(items: Sequence[_Item], scope: _Scope) -> str | None:
+    """How to mute what the message is about: its fingerprint, or every fingerprint of its
+    feature (``--group DATASET|FEATURE``, which holds no segment value); None when a
+    fingerprint would show a personal-data segment value."""
+    fps = list(dict.fromkeys(i.fingerprint for i in items if i.fingerprint))
+    if not fps:
+        return None
+    if len(fps) == 1:
+        if any(scope.segment_pii(i) for i in items):
+            return None
+        return f"mute: `funnelguard alerts mute '{fps[0]}' --for 24h --reason ...`"
+    args = list(dict.fromkeys(f"--group '{group_key(i.dataset, i.finding.feature)}'"
+                              for i in items if i.finding.feature))
+    loose = [i for i in items if not i.finding.feature and i.fingerprint]
+    if any(scope.segment_pii(i) for i in loose):
+        return None
+    args += list(dict.fromkeys(f"'{i.fingerprint}'" for i in loose))
+    return (f"mute all {len(fps)}: `funnelguard alerts mute {' '.join(args)} --for 24h "
+            "--reason ...`")
+
+
+def _order(alert: QueuedAlert | Sequence[QueuedAlert]) -> tuple[QueuedAlert, ...]:
+    alerts = (alert,) if isinstance(alert, QueuedAlert) else tuple(alert)
+    if not alerts:
+        raise ValueError("render_message: expected at least one queued alert, found none")
+    return tuple(sorted(alerts, key=lambda a: a.id))
+
+
+def render_message(alert: QueuedAlert | Sequence[QueuedAlert], directory: OwnerDirectory,
                    settings: AlertSettings) -> SlackMessage:
-    """The Block Kit message for one queued alert, gate block, training stop or resolution."""
-    directory = directory.scoped(alert.project, alert.contract)
-    p = alert.payload
-    findings = alert.findings
-    since, repeats = p.get("since") or {}, p.get("repeats") or {}
-    fps = [doc.get("fingerprint") for doc in p.get("findings", ())]
-    lines, pii_segments = [], False
-    for f, fp in zip(findings, fps, strict=True):
-        dataset = f.dataset or alert.dataset
-        seg_col = f.segment.split("=", 1)[0] if f.segment else None
-        pii_segments |= directory.is_pii(dataset, seg_col)
-        if alert.kind == "resolution":
-            opened = since.get(fp)
-            lines.append(f"*{f.feature or f.task or f.check}* {f.check.replace('_', ' ')} "
-                         f"passes again" + (f" (failing since {opened})" if opened else ""))
-            continue
-        lines.append(describe_finding(
-            f, pii=directory.is_pii(dataset, f.feature),
-            segment_pii=directory.is_pii(dataset, seg_col),
-            since=since.get(fp), repeats=int(repeats.get(fp, 0))))
+    """The Block Kit message for one queued alert, or one group of them (its id: the smallest
+    row id), a gate block, a training stop or a resolution."""
+    alerts = _order(alert)
+    first = alerts[0]
+    directory = directory.scoped(first.project, first.contract)
+    scope = _Scope(directory)
+    items = _items(alerts)
+    findings = [i.finding for i in items]
+    cause_segments = root_cause(findings) if first.kind == "alert" else ()
+    cause_pii = any(scope.column_pii(first.dataset, s.split("=", 1)[0]) for s in cause_segments)
+    cause = (" and ".join(cause_segments) if not cause_pii else "one segment") \
+        if cause_segments else None
+    lines = _lines_of(items, first.kind, scope)
     shown = lines[: settings.max_findings_shown]
     if len(lines) > len(shown):
         shown.append(f"…and {len(lines) - len(shown)} more")
-    if p.get("still_failing"):
-        shown.append(f"_{p['still_failing']} known issue(s) in this group still failing, "
-                     "already alerted or muted_")
-    owners = directory.mentions((f.dataset or alert.dataset, f.feature) for f in findings)
-    header = _header(alert)
-    if alert.repeat:  # the same header, so that the two posts read as one alert
-        mark = f" · repeat of #{alert.id}"
+    still = sum(int(a.payload.get("still_failing") or 0) for a in alerts)
+    if still:
+        shown.append(f"_{still} known issue(s) in this group still failing, already alerted "
+                     "or muted_")
+    owners = directory.mentions((f.dataset or first.dataset, f.feature) for f in findings)
+    environments = list(dict.fromkeys(a.environment for a in alerts if a.environment))
+    header = _header(first, environments, _subject(first, findings, cause))
+    repeat = any(a.repeat for a in alerts)
+    if repeat:  # the same header, so that the two posts read as one alert
+        mark = f" · repeat of #{first.id}"
         header = header[: _HEADER_LIMIT - len(mark)] + mark
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:_HEADER_LIMIT],
                                     "emoji": True}}]
-    facts = [("Severity", alert.severity), ("Dataset", alert.dataset or "—"),
-             ("Environment", alert.environment or "—"), ("Partition", alert.partition or "—"),
+    severity = min((a.severity for a in alerts), key=lambda s: _SEVERITY_RANK.get(s, 3))
+    facts = [("Severity", severity), ("Dataset", first.dataset or "—"),
+             ("Environment", ", ".join(environments) or "—"),
+             ("Partition", first.partition or "—"),
              ("Owner", " ".join(owners) or directory.default_owner)]
-    if alert.kind != "resolution":
-        affected = _tasks_affected(alert.kind, findings, alert.dataset, directory)
+    if first.kind != "resolution":
+        affected = _tasks_affected(first.kind, findings, first.dataset, directory)
         facts.append(("Tasks affected", ", ".join(affected) or "—"))
+    if cause:
+        facts.append(("Root cause", f"{cause} (the other segments are explained by it)"))
     blocks.append({"type": "section", "fields": [
         {"type": "mrkdwn", "text": f"*{k}:*\n{v}"} for k, v in facts]})
-    if alert.kind == "training":
+    if first.kind == "training":
         for f in findings:
             if f.check == "triage":
                 blocks.append(_section(f"*Triage verdict:* `{f.value}`\n*Evidence:* "
                                        f"{_escape(f.message) or 'none recorded'}"))
     blocks.append(_section("\n".join(f"• {line}" for line in shown)))
-    context = _links(alert, [f.check for f in findings], settings)
-    context.append(f"alert #{alert.id} · `{p.get('command', '')}`")
-    if alert.repeat:
-        context.append(f"repeat of #{alert.id}: an earlier post of this alert got no answer "
+    payloads = [a.payload for a in alerts]
+    context = context_links(payloads, first.dataset, [f.check for f in findings], settings)
+    commands = list(dict.fromkeys(p.get("command", "") for p in payloads))
+    rows = f" (rows {', '.join(f'#{a.id}' for a in alerts)})" if len(alerts) > 1 else ""
+    context.append(f"alert #{first.id}{rows} · " + ", ".join(f"`{c}`" for c in commands))
+    if repeat:
+        context.append(f"repeat of #{first.id}: an earlier post of this alert got no answer "
                        "from Slack and may already be in the channel")
-    if len(fps) == 1 and fps[0] and alert.kind != "resolution" and not pii_segments:
-        # a fingerprint holds the segment value: never one of a personal-data column
-        context.append(f"mute: `funnelguard alerts mute '{fps[0]}' --for 24h --reason ...`")
+    hint = _mute_hint(items, scope) if first.kind != "resolution" else None
+    if hint:
+        context.append(hint)
     blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": item[:_SECTION_LIMIT]} for item in context[:10]]})
+        {"type": "mrkdwn", "text": item[:_SECTION_LIMIT]} for item in context[-10:]]})
     text = f"{header.split(' ', 1)[-1]} — {' '.join(owners)}: {lines[0] if lines else ''}"
     return SlackMessage(text=text[:_SECTION_LIMIT], blocks=tuple(blocks))
 
@@ -288,6 +376,7 @@ def render_run_summary(result: RunResult, *, directory: OwnerDirectory | None = 
 
         source = provenance_of(result)
         directory = OwnerDirectory("").scoped(source.project, source.contract)
+    scope = _Scope(directory)
     where = " · ".join(x for x in (result.dataset, result.environment, result.partition) if x)
     head = f"funnelguard {result.command}" + (f" · {where}" if where else "")
     if result.error is not None:
@@ -297,11 +386,11 @@ def render_run_summary(result: RunResult, *, directory: OwnerDirectory | None = 
         lines = [f"{head}: {result.status.upper()} — {len(failed)} of {len(result.findings)} "
                  "checks not passed"]
         for f in failed[:max_lines]:
-            dataset = f.dataset or result.dataset
-            seg_col = f.segment.split("=", 1)[0] if f.segment else None
+            item = _Item(f, None, None, 0, f.dataset or result.dataset or "")
             lines.append("• " + describe_finding(
-                f, pii=directory.is_pii(dataset, f.feature),
-                segment_pii=directory.is_pii(dataset, seg_col)).replace("*", ""))
+                f, pii=scope.finding_pii(item), segment_pii=scope.segment_pii(item),
+                field=scope.field(item.dataset, f.feature),
+                hidden=scope.hidden(item.dataset, f)).replace("*", ""))
         if len(failed) > max_lines:
             lines.append(f"…and {len(failed) - max_lines} more")
         text = "\n".join(lines)

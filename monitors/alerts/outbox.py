@@ -10,7 +10,10 @@ per finding fingerprint (``monitors.store.fingerprint_of``), what goes out:
 - a passing finding whose fingerprint is open resolves it; if an alert had gone out for it, a
   short resolution message is queued.
 
-One outbox row per group of related findings: same command, dataset, environment, partition.
+One outbox row per command, dataset, environment, partition and feature (the findings without a
+feature, and gate blocks and training stops, one row per command, dataset, environment and
+partition). At flush time the rows of one partition, dataset and feature — drift, skew and
+validate of the same feature — go out as one message (:mod:`monitors.alerts.grouping`).
 Messages are rendered at flush time (owners and links come from the contracts and settings
 then), so storing a run never depends on Slack or the network. Each row carries the project
 file and the contract file of the run that queued it (``project``, ``contract``), so owners,
@@ -39,6 +42,8 @@ __all__ = ["enqueue_for_run", "KIND_BY_COMMAND", "ALERTING_SEVERITIES", "utcnow"
 
 KIND_BY_COMMAND = {"gate": "gate", "train": "training"}
 ALERTING_SEVERITIES = ("error", "warning")
+# (dataset, environment, feature): the findings of one outbox row
+_Group = tuple[str, str, str | None]
 _AIRFLOW_VARS = {"dag_id": "AIRFLOW_CTX_DAG_ID", "run_id": "AIRFLOW_CTX_DAG_RUN_ID",
                  "task_id": "AIRFLOW_CTX_TASK_ID", "try_number": "AIRFLOW_CTX_TRY_NUMBER"}
 
@@ -150,7 +155,8 @@ def enqueue_for_run(session: Session, run: Run, result: RunResult, *,
         settings: dedup window and friends; default :meth:`AlertSettings.from_env`.
 
     Returns:
-        The outbox rows added to the session (one per group), possibly none.
+        The outbox rows added to the session (one per group: dataset, environment and, but for
+        gate blocks and training stops, feature), possibly none.
     """
     if result.command.split(" ")[0] == "alerts":
         return []  # delivery reports never alert about themselves
@@ -158,9 +164,9 @@ def enqueue_for_run(session: Session, run: Run, result: RunResult, *,
     settings = settings or AlertSettings.from_env()
     partition = result.partition or ""
     kind = KIND_BY_COMMAND.get(result.command, "alert")
-    sends: dict[tuple[str, str], list[tuple[Finding, str, int]]] = defaultdict(list)
-    quiet: dict[tuple[str, str], int] = defaultdict(int)
-    resolved: dict[tuple[str, str], list[tuple[Finding, str, str | None]]] = defaultdict(list)
+    sends: dict[_Group, list[tuple[Finding, str, int]]] = defaultdict(list)
+    quiet: dict[_Group, int] = defaultdict(int)
+    resolved: dict[_Group, list[tuple[Finding, str, str | None]]] = defaultdict(list)
     since: dict[str, str | None] = {}
     decided: dict[str, str] = {}
     for f in result.findings:
@@ -168,7 +174,9 @@ def enqueue_for_run(session: Session, run: Run, result: RunResult, *,
         if not alerting and not f.passed:
             continue  # failing info findings are recorded, never alerted
         dataset = f.dataset or result.dataset or ""
-        group = (dataset, f.environment or result.environment or "")
+        # gate blocks and training stops stay one message per run; the rest one row per feature
+        feature = f.feature if kind == "alert" or not alerting else None
+        group = (dataset, f.environment or result.environment or "", feature)
         fp = fingerprint_of(f, result.dataset)
         if fp in decided:  # the same fingerprint twice in one run: one state change
             if decided[fp] == "send" and alerting:
@@ -202,17 +210,24 @@ def _source(run: Run, result: RunResult, dataset: str) -> dict[str, str | None]:
     return {"project": run.project, "contract": run.contract if same else None}
 
 
-def _base_payload(result: RunResult, run: Run) -> dict[str, Any]:
-    return {"command": result.command, "run_id": run.id, "artifacts": dict(result.artifacts),
-            "airflow": _airflow_context(), "run_environment": result.environment}
+def _absolute(artifacts: dict[str, Any]) -> dict[str, Any]:
+    """Artifact paths made absolute here, where the run wrote them: a flush runs elsewhere."""
+    return {k: os.path.abspath(v) if isinstance(v, str) and v and "://" not in v else v
+            for k, v in artifacts.items()}
 
 
-def _row(kind: str, result: RunResult, run: Run, group: tuple[str, str], partition: str,
+def _base_payload(result: RunResult, run: Run, feature: str | None) -> dict[str, Any]:
+    return {"command": result.command, "run_id": run.id,
+            "artifacts": _absolute(dict(result.artifacts)), "airflow": _airflow_context(),
+            "run_environment": result.environment, "feature": feature}
+
+
+def _row(kind: str, result: RunResult, run: Run, group: _Group, partition: str,
          items: list[tuple[Finding, str, int]], since: dict[str, str | None],
          still_failing: int) -> AlertOutbox:
-    dataset, environment = group
+    dataset, environment, feature = group
     fps = list(dict.fromkeys(fp for _, fp, _ in items))
-    payload = _base_payload(result, run)
+    payload = _base_payload(result, run, feature)
     payload.update(
         findings=[dict(f.to_json(), fingerprint=fp) for f, fp, _ in items],
         since={fp: since.get(fp) for fp in fps},
@@ -226,10 +241,10 @@ def _row(kind: str, result: RunResult, run: Run, group: tuple[str, str], partiti
                        **_source(run, result, dataset))
 
 
-def _resolution_row(result: RunResult, run: Run, group: tuple[str, str], partition: str,
+def _resolution_row(result: RunResult, run: Run, group: _Group, partition: str,
                     items: list[tuple[Finding, str, str | None]]) -> AlertOutbox:
-    dataset, environment = group
-    payload = _base_payload(result, run)
+    dataset, environment, feature = group
+    payload = _base_payload(result, run, feature)
     payload.update(findings=[dict(f.to_json(), fingerprint=fp) for f, fp, _ in items],
                    since={fp: opened for _, fp, opened in items})
     return AlertOutbox(kind="resolution",

@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+# The one redaction policy decides what is personal; FALLBACK_PII_FIELDS is re-exported here.
+from funnelguard.redaction import FALLBACK_PII_FIELDS, is_personal
+
 if TYPE_CHECKING:
     from contracts.spec import Contract
     from funnelguard.project import Project
@@ -25,14 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["OwnerDirectory", "FALLBACK_PII_FIELDS"]
 
 log = logging.getLogger(__name__)
-
-# Treated as personal data even when no contract says so (defence in depth; a contract marks
-# its own identifiers with ``classification: pii``).
-FALLBACK_PII_FIELDS = frozenset({
-    "request_id", "email", "phone", "ip", "ip_address", "name", "full_name",
-    "address", "ssn", "date_of_birth",
-})
-
 
 def _load_from_contracts_package(dataset: str) -> Contract | None:
     """A packaged contract by name: how rows stored without a project are addressed."""
@@ -166,12 +161,7 @@ class OwnerDirectory:
         """Whether ``field_name`` holds personal data (contract ``pii`` or the fallback list)."""
         if not field_name:
             return False
-        if field_name in FALLBACK_PII_FIELDS:
-            return True
-        contract = self.contract(dataset)
-        if contract is None:
-            return False
-        return any(f.name == field_name and f.pii for f in contract.fields)
+        return is_personal(self.contract(dataset), field_name)
 
     def is_model_input(self, dataset: str | None, field_name: str | None) -> bool:
         """Whether ``field_name`` feeds the model (role feature, id or category), so that a

@@ -1,9 +1,11 @@
 """Alert settings read from the environment, with the defaults documented in docs/alerts.md.
 
-``FUNNELGUARD_BASE_URL`` (links), ``FUNNELGUARD_AIRFLOW_URL`` (Airflow UI, default
-``$FUNNELGUARD_BASE_URL/airflow``), ``FUNNELGUARD_ALERT_WINDOW`` (dedup window, default ``24h``),
-``FUNNELGUARD_ALERT_OWNER`` (mention when a dataset has no contract), ``FUNNELGUARD_SLACK_TIMEOUT``
-(seconds per webhook call).
+``FUNNELGUARD_BASE_URL`` (the published results site: run and dataset links),
+``FUNNELGUARD_AIRFLOW_URL`` (Airflow UI, default ``$FUNNELGUARD_BASE_URL/airflow``),
+``FUNNELGUARD_RUNBOOK_URL`` (the runbook page, e.g. docs/alerts.md where it is published),
+``FUNNELGUARD_ALERT_WINDOW`` (dedup window, default ``24h``), ``FUNNELGUARD_ALERT_OWNER``
+(mention when a dataset has no contract), ``FUNNELGUARD_SLACK_TIMEOUT`` (seconds per webhook
+call).
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ class AlertSettings:
 
     Attributes:
         window: a fingerprint already alerted within this window is counted, not sent again.
-        base_url: where reports, runbooks and the Airflow UI live (``None``: local paths).
+        base_url: where the results site is published (``runs/<id>.html``,
+            ``datasets/<dataset>.html``; ``None``: local report paths).
         airflow_url: the Airflow UI (default ``base_url + "/airflow"``).
+        runbook_url: the runbook page; a check's section is ``#runbook-CHECK`` (``None``: the
+            section of docs/alerts.md, named).
         default_owner: the mention used when a dataset has no contract.
         timeout: seconds per webhook call (``None``: the connection's ``timeout`` extra, else 30).
         max_rate_limit_wait: a 429 whose Retry-After is at most this many seconds is waited out
@@ -54,6 +59,7 @@ class AlertSettings:
     window: dt.timedelta = DEFAULT_WINDOW
     base_url: str | None = None
     airflow_url: str | None = None
+    runbook_url: str | None = None
     default_owner: str = DEFAULT_OWNER
     timeout: float | None = None
     max_rate_limit_wait: float = 5.0
@@ -72,6 +78,7 @@ class AlertSettings:
         timeout = env.get("FUNNELGUARD_SLACK_TIMEOUT")
         base = (env.get("FUNNELGUARD_BASE_URL") or "").rstrip("/") or None
         airflow = (env.get("FUNNELGUARD_AIRFLOW_URL") or "").rstrip("/") or None
+        runbook = (env.get("FUNNELGUARD_RUNBOOK_URL") or "").split("#")[0] or None
         try:
             timeout_s = float(timeout) if timeout else None
         except ValueError:
@@ -83,6 +90,7 @@ class AlertSettings:
             else DEFAULT_WINDOW,
             base_url=base,
             airflow_url=airflow,
+            runbook_url=runbook,
             default_owner=env.get("FUNNELGUARD_ALERT_OWNER") or DEFAULT_OWNER,
             timeout=timeout_s,
         )

@@ -31,18 +31,21 @@ def _flush(store, clock, settings, directory, **kw):
 def test_success_marks_sent_and_stamps_state(store, clock, slack, settings, directory):
     store.record_run(validate_run(default_rate(), default_rate(feature="user_ctr_30d")))
     report = _flush(store, clock, settings, directory)
-    assert [d.status for d in report.deliveries] == ["sent"] and report.exit_code == 0
-    assert len(slack.requests) == 1
-    assert "approval_odds" in json.dumps(slack.requests[0]) and "user_ctr_30d" in json.dumps(
-        slack.requests[0])
-    row = _rows(store)[0]
-    assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
+    assert [d.status for d in report.deliveries] == ["sent", "sent"] and report.exit_code == 0
+    # one message per feature: two root causes, two messages
+    assert len(slack.requests) == 2
+    first, second = (json.dumps(body) for body in slack.requests)
+    assert "approval_odds" in first and "user_ctr_30d" not in first
+    assert "user_ctr_30d" in second and "approval_odds" not in second
+    rows = _rows(store)
+    assert [(r.status, r.attempts, r.last_error) for r in rows] == [("sent", 1, None)] * 2
+    assert [r.payload["message_id"] for r in rows] == [r.id for r in rows]
     result = report.to_result()
     assert [(f.check, f.passed, f.value) for f in result.findings] == [
-        ("alert_delivery", True, "sent")]
+        ("alert_delivery", True, "sent")] * 2
     assert result.status == "pass"
     assert _flush(store, clock, settings, directory).deliveries == ()  # nothing twice
-    assert len(slack.requests) == 1
+    assert len(slack.requests) == 2
 
 
 def test_server_error_then_success(store, clock, slack, settings, directory):
@@ -139,8 +142,9 @@ def test_mute_after_queueing_suppresses_delivery(store, clock, slack, settings, 
     store.record_run(validate_run(default_rate(), default_rate(feature="user_ctr_30d")))
     mute(store, FP, dt.timedelta(hours=4), "prequal deploy rollback in progress", now=clock.now)
     report = _flush(store, clock, settings, directory)
-    assert [d.status for d in report.deliveries] == ["sent"]
-    sent = json.dumps(slack.requests[0])
+    assert [d.status for d in report.deliveries] == ["muted", "sent"]  # a row per feature
+    [body] = slack.requests
+    sent = json.dumps(body)
     assert "user_ctr_30d" in sent and "approval_odds" not in sent
     store.record_run(validate_run(default_rate(), command="skew"))  # only the muted one
     assert [d.status for d in _flush(store, clock, settings, directory).deliveries] == []

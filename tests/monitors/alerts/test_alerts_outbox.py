@@ -25,7 +25,7 @@ def _state(store, fp):
 FP = "default_rate|ranking_features|online|approval_odds||device_type=android"
 
 
-def test_one_row_per_dataset_environment_partition(store, clock):
+def test_one_row_per_dataset_environment_partition_and_feature(store, clock):
     skew = Finding(check="replay_skew", passed=False, feature="credit_score",
                    environment="online_vs_offline", value=0.2, threshold=0.01, count=600,
                    message="credit_score: 600 rows differ", dataset="ranking_features")
@@ -36,11 +36,12 @@ def test_one_row_per_dataset_environment_partition(store, clock):
     store.record_run(validate_run(default_rate(), default_rate(feature="user_ctr_30d"), skew,
                                   ok, info))
     rows = _rows(store)
-    assert [(r.group_key, len(r.fingerprints)) for r in rows] == [
-        ("validate|ranking_features|online|2026-10-24", 2),
-        ("validate|ranking_features|online_vs_offline|2026-10-24", 1),
+    assert [(r.group_key, r.payload["feature"], len(r.fingerprints)) for r in rows] == [
+        ("validate|ranking_features|online|2026-10-24", "approval_odds", 1),
+        ("validate|ranking_features|online|2026-10-24", "user_ctr_30d", 1),
+        ("validate|ranking_features|online_vs_offline|2026-10-24", "credit_score", 1),
     ]
-    assert rows[0].fingerprints[0] == FP
+    assert rows[0].fingerprints == [FP]
     assert rows[0].payload["since"][FP] == "2026-10-24"
     assert all(r.status == "pending" and r.kind == "alert" for r in rows)
     assert _state(store, "drift|ranking_features|online|hour_of_day||") is None  # info: no alert
@@ -68,11 +69,25 @@ def test_repeat_within_window_is_counted_then_shown(store, clock):
 def test_new_fingerprint_in_a_group_goes_out_with_known_ones_counted(store, clock):
     store.record_run(validate_run(default_rate()))
     clock.advance(hours=1)
-    store.record_run(validate_run(default_rate(), default_rate(feature="user_ctr_30d")))
+    store.record_run(validate_run(default_rate(), default_rate(segment="device_type=ios"),
+                                  default_rate(feature="user_ctr_30d")))
     rows = _rows(store)
-    assert len(rows) == 2
-    assert rows[1].fingerprints == [FP.replace("approval_odds", "user_ctr_30d")]
-    assert rows[1].payload["still_failing"] == 1
+    assert len(rows) == 3
+    assert rows[1].fingerprints == [FP.replace("android", "ios")]
+    assert rows[1].payload["still_failing"] == 1  # android, same feature, already alerted
+    assert rows[2].payload["still_failing"] == 0  # another feature: another group
+
+
+def test_artifact_paths_are_made_absolute_where_the_run_wrote_them(store, clock, tmp_path,
+                                                                    monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.chdir(tmp_path)
+    store.record_run(replace(validate_run(default_rate()), artifacts={
+        "report": "reports/drift.html", "site": "https://example.com/x.html"}))
+    [row] = _rows(store)
+    assert row.payload["artifacts"] == {"report": str(tmp_path / "reports" / "drift.html"),
+                                        "site": "https://example.com/x.html"}
 
 
 def test_window_is_configurable(store, clock, monkeypatch):

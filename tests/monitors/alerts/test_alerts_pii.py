@@ -86,7 +86,9 @@ def test_no_pii_reaches_slack(store, clock, slack, settings, directory):
         for result in fault_runs:
             store.record_run(result)
     report = flush_store(store, settings=settings, directory=directory, now=clock)
-    assert report.exit_code == 0 and len(report.sent) == 13
+    # a row per run and feature (14); one message per partition, dataset and feature
+    assert report.exit_code == 0 and len(report.sent) == 14
+    assert len(slack.requests) == 12
     bodies = [json.dumps(body, ensure_ascii=False) for body in slack.requests]
     summaries = [render_run_summary(r, directory=directory) for rs in runs.values() for r in rs]
     for text in bodies + summaries:

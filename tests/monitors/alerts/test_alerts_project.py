@@ -61,18 +61,20 @@ def _check_feature_alert_goes_to_its_owner(store, project, clock, slack, setting
     caplog.set_level(logging.INFO, logger="monitors.alerts.owners")
     store.record_run(_features_run(_stuck_apr(), _stuck_apr(feature="loan_amount",
                                                             segment=None)), project=project)
-    [row] = _rows(store)
-    assert (row.project, row.contract) == (str(Path(project.path).resolve()),
-                                           str(Path(project.features.path).resolve()))
+    rows = _rows(store)  # one per feature
+    assert {(row.project, row.contract) for row in rows} == {(
+        str(Path(project.path).resolve()), str(Path(project.features.path).resolve()))}
     report = _flush(store, clock, settings)
-    assert [d.status for d in report.deliveries] == ["sent"]
-    body = slack.requests[0]
-    facts = _facts(body)
+    assert [d.status for d in report.deliveries] == ["sent", "sent"]
+    apr, loan = slack.requests
     # quoted_apr has its own owner in the contract; loan_amount is the contract team's
-    assert facts["Owner"].split() == [PRICING, MKTDATA]
-    assert facts["Tasks affected"] == "click, signup, funded"  # the project's stages, in order
-    text = json.dumps(body)
-    assert "*quoted_apr* default rate: default rate online 41.0 % vs offline 1.0 %, app only" in text
+    assert (_facts(apr)["Owner"], _facts(loan)["Owner"]) == (PRICING, MKTDATA)
+    for body in (apr, loan):  # the project's stages, in order
+        assert _facts(body)["Tasks affected"] == "click, signup, funded"
+    text = json.dumps(apr)
+    # the sentinel from this project's contract, not the packaged one's
+    assert ("*quoted_apr* default rate: 41 % of online rows hold the default -9.0 (at most 6 % "
+            "allowed), channel=app only") in text
     said = [r.getMessage() for r in caplog.records if r.name == "monitors.alerts.owners"]
     assert said == []  # no "no contract for dataset ... default owner"
 
@@ -113,7 +115,7 @@ def test_pii_fields_are_the_contracts_of_the_run(store, project, clock, slack, s
     by_member = _stuck_apr(segment="member_ref=M-04711")
     store.record_run(_features_run(leak, by_member), project=project)
     _flush(store, clock, settings)
-    text = json.dumps(slack.requests[0])
+    text = json.dumps(slack.requests)
     assert "M-04711" not in text
     assert "*member_ref* not null: 10.0 % (limit 0.0 %), 60 rows" in text
     assert "*quoted_apr* default rate" in text and "one segment only" in text
