@@ -113,15 +113,29 @@ def _tally_chunk(contract: Contract, environment: str, schema: pa.DataFrameSchem
         tally.add_failure((str(column), check), count, values)
 
 
+def _bounds(f: FieldContract) -> str:
+    """The legitimate range in words: ``0 to 40``, ``≥ 0``, ``≤ 1``."""
+    if f.minimum is not None and f.maximum is not None:
+        return f"{f.minimum:g} to {f.maximum:g}"
+    if f.minimum is not None:
+        return f"≥ {f.minimum:g}"
+    return f"≤ {f.maximum:g}"
+
+
+def _except_default(f: FieldContract) -> str:
+    return f" (the default {f.default} excepted)" if f.default is not None else ""
+
+
 def _message(f: FieldContract, check: str, count: int, rows: int, policy: CheckPolicy) -> str:
+    allowed = ", ".join(str(v) for v in f.allowed_values or ())
     what = {
         "dtype": f"are not of type {f.logical_type}",
         "not_null": "are null",
         "unique": "repeat a key that must be unique",
         "finite": "are not finite (±inf)",
-        "range": f"are outside [{f.minimum}, {f.maximum}] (the default {f.default!r} excepted)",
-        "allowed_values": f"are not one of {list(f.allowed_values or ())} "
-                          f"(the default {f.default!r} excepted)",
+        "range": (f"are outside the allowed range {_bounds(f)}{_except_default(f)}"
+                  if f.minimum is not None or f.maximum is not None else "are out of range"),
+        "allowed_values": f"are not one of {allowed}{_except_default(f)}",
     }[check]
     share = count / rows if rows else 0.0
     return (f"{count} of {rows} rows of {f.name} {what} ({share:.3%}; "
@@ -135,7 +149,7 @@ def _findings(contract: Contract, environment: str, tally: _Tally,
         value=len(extra_columns), threshold=0, count=len(extra_columns),
         examples=tuple(extra_columns) or None, dataset=contract.name,
         message=(f"table {contract.table(environment)} has columns the contract does not "
-                 f"describe: {extra_columns}" if extra_columns else
+                 f"describe: {', '.join(extra_columns)}" if extra_columns else
                  f"table {contract.table(environment)} has exactly the contract's columns"))]
     metrics = [Metric("row_count", float(tally.rows), environment=environment),
                Metric("failing_rows", float(min(tally.failing_rows, tally.rows)),
@@ -154,7 +168,7 @@ def _findings(contract: Contract, environment: str, tally: _Tally,
                     environment=environment, value=rate, threshold=limit, count=count,
                     dataset=contract.name,
                     message=(f"{rate:.3%} of {n} rows of {f.name} hold the default "
-                             f"{f.default!r}; at most {limit:.2%} allowed")))
+                             f"{f.default}; at most {limit:.2%} allowed")))
                 continue
             count = tally.failures.get((f.name, check), 0)
             share = count / n if n else 0.0

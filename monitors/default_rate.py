@@ -279,10 +279,11 @@ def default_rate_findings(rates: Sequence[DefaultRate], contract: Contract,
         policy = contract.field(r.feature).policy("default_rate", contract.default_policy)
         where = f" with {r.segment}" if r.segment else ""
         cap = f", max {r.max_online:.2%}" if r.max_online is not None else ""
-        message = (f"{r.feature} is its default in {r.online_rate:.2%} of online rows{where} "
-                   f"({r.online_defaults}/{r.online_rows}) vs {r.offline_rate:.2%} offline "
-                   f"({r.offline_defaults}/{r.offline_rows}); limit {r.limit:.2%} "
-                   f"(offline + {r.tolerance:g}{cap})")
+        default = contract.field(r.feature).default
+        message = (f"{r.online_rate:.2%} of online rows{where} hold the default {default} of "
+                   f"{r.feature} ({r.online_defaults}/{r.online_rows}) vs {r.offline_rate:.2%} "
+                   f"offline ({r.offline_defaults}/{r.offline_rows}); at most {r.limit:.2%} "
+                   f"allowed (offline + {r.tolerance:g}{cap})")
         failing, explained = r.flagged, False
         if r.feature in causes:
             suffix, failing, explained = _cause_words(r, causes[r.feature], by_key,
