@@ -157,6 +157,13 @@ class GuardConfig:
         loss_spike_z: robust z-score (median / 1.4826 MAD) above which a loss is a spike.
         loss_spike_ratio: ... and the loss must also exceed this multiple of the window's
             90th percentile (rare tasks' batch losses are heavy-tailed).
+        loss_spike_positives_p: a rare task's batch loss is set by how many positives the
+            batch draws (one positive of a 0.3 % task in a batch of 256 multiplies it by ~30),
+            so the guard judges the known negatives' and the known positives' mean loss, each
+            against its own window with the two thresholds above; the batch loss itself counts
+            only when the batch holds so many positives that their binomial tail at the task's
+            rate so far is below this probability (flipped labels); 0 turns this part off, 1
+            makes every batch-loss spike count. docs/model.md, "The guard".
         grad_window, grad_warmup: the same for the global gradient norm.
         grad_explosion_factor: norm above factor x running median is an explosion.
         max_grad_norm: an absolute ceiling for the global gradient norm.
@@ -175,6 +182,7 @@ class GuardConfig:
     loss_warmup: int = 20
     loss_spike_z: float = 12.0
     loss_spike_ratio: float = 10.0
+    loss_spike_positives_p: float = 1e-9
     grad_window: int = 50
     grad_warmup: int = 20
     grad_explosion_factor: float = 25.0
@@ -377,17 +385,15 @@ def load_config(path: str | Path | None, *, flag: str = "--config") -> TrainConf
     """
     if path is None:
         return TrainConfig()
+    from contracts.yaml_lines import YamlInputError, duplicate_keys_message, read_config_file
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{flag}: expected a YAML or JSON file, found nothing at {p}")
-    text = p.read_text()
-    try:
-        if p.suffix == ".json":
-            raw = json.loads(text)
-        else:
-            import yaml
-
-            raw = yaml.safe_load(text) or {}
-    except (ValueError, Exception) as exc:  # yaml.YAMLError and json errors carry the line
-        raise ConfigError(f"{p}: cannot parse config: {exc}") from exc
-    return config_from_dict(raw, where=str(p))
+    try:  # bounded: size, nesting, nodes, aliases (docs/contracts.md "Limits")
+        raw, duplicates = read_config_file(p, kind="training config")
+    except YamlInputError as exc:
+        raise ConfigError(f"cannot read the training config: {exc}") from None
+    if duplicates:
+        raise ConfigError(duplicate_keys_message(p, duplicates))
+    return config_from_dict(raw if raw is not None else {}, where=str(p))

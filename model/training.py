@@ -2,10 +2,10 @@
 
 :class:`Trainer` owns the network, the optimizers (a lazy row-wise Adam, ``model.optimizers``,
 for the embedding tables; AdamW for the dense parameters), the optional GradScaler and the
-guard's memory. ``step()`` measures
-(losses, the global gradient norm before clipping, the per-task probe every ``probe_every``
-steps, the scaler) and asks ``model.guard`` after each measurement, so a bad batch is stopped
-before its update is applied. ``run()`` adds snapshots for the triage, checkpoints,
+guard's memory. ``step()`` measures (losses, each task's known rows, positives and per-class
+loss, the global gradient norm before clipping, the per-task probe every ``probe_every`` steps,
+the scaler) and asks ``model.guard`` after each measurement, so a bad batch is stopped before
+its update is applied. ``run()`` adds snapshots for the triage, checkpoints,
 TensorBoard and a progress bar. The triage reuses ``step()`` to replay.
 """
 
@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.batches import BatchPlan, TrainingTensors
 from model.config import TrainConfig
 from model.guard import (
     Anomaly,
+    BatchLabels,
     GuardState,
     check_grad_norm,
     check_parameters,
@@ -46,7 +48,7 @@ HISTORY = 512
 
 @dataclass(frozen=True)
 class StepStats:
-    """What one step measured."""
+    """What one step measured (``labels``: each task's counts and per-class losses)."""
 
     step: int
     losses: dict[str, float]
@@ -54,6 +56,7 @@ class StepStats:
     probe: dict[str, Any] | None = None
     scale: float | None = None
     skipped: bool = False
+    labels: dict[str, BatchLabels] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,12 +208,40 @@ class Trainer:
         self.start_step = state.step
 
     # -- one step ---------------------------------------------------------------------------
-    def _losses(self, rows: torch.Tensor, precision: str) -> dict[str, torch.Tensor]:
+    def _forward(self, rows: torch.Tensor, precision: str
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The batch's ``{task: B}`` logits and ``{task: scalar}`` losses."""
         batch = self.data.features.index(rows)
         with autocast_for(precision):
             logits = self.net(batch)
-        return task_losses(logits, self.data.labels[rows], self.data.masks[rows], self.tasks,
-                           self.config.loss)
+        return logits, task_losses(logits, self.data.labels[rows], self.data.masks[rows],
+                                   self.tasks, self.config.loss)
+
+    def _losses(self, rows: torch.Tensor, precision: str) -> dict[str, torch.Tensor]:
+        return self._forward(rows, precision)[1]
+
+    def batch_labels(self, rows: torch.Tensor, logits: dict[str, torch.Tensor]
+                     ) -> dict[str, BatchLabels]:
+        """Each task's known rows, positives and mean BCE per class in the batch ``rows``.
+
+        The guard tells a rare task's real loss spike from the draw of a few more positives
+        with these (``model.guard.task_spike``). Plain BCE in fp32, without the loss
+        config's ``pos_weight`` or focal term: a diagnostic, not the objective.
+        """
+        labels = self.data.labels[rows]
+        known = self.data.masks[rows]
+        with torch.no_grad():
+            z = torch.stack([logits[t].detach().float() for t in self.tasks], 1)  # B x T
+            per_row = F.binary_cross_entropy_with_logits(z, labels, reduction="none")
+            pos = known & (labels > 0.5)
+            neg = known & ~(labels > 0.5)
+            n_pos, n_neg = pos.sum(0), neg.sum(0)
+            pos_loss = (per_row * pos).sum(0) / n_pos.clamp(min=1)
+            neg_loss = (per_row * neg).sum(0) / n_neg.clamp(min=1)
+        nan = float("nan")
+        return {t: BatchLabels(int(p + n), int(p), nl if n else nan, pl if p else nan)
+                for t, p, n, pl, nl in zip(self.tasks, n_pos.tolist(), n_neg.tolist(),
+                                           pos_loss.tolist(), neg_loss.tolist(), strict=True)}
 
     def _probe(self, losses: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Per-task gradient norms and pairwise cosines on the last shared layer."""
@@ -262,10 +293,12 @@ class Trainer:
         check = guarded and cfg.enabled
         rows = self.plan.rows_for(step)
         rng = torch.get_rng_state()
-        losses = self._losses(rows, precision)
+        logits, losses = self._forward(rows, precision)
         values = {t: float(v.detach()) for t, v in losses.items()}
+        labels = self.batch_labels(rows, logits) if cfg.enabled else {}
         if check:
-            self._stop_if(check_task_losses(step, values, self.guard, cfg), rows, rng, precision)
+            self._stop_if(check_task_losses(step, values, self.guard, cfg, labels), rows, rng,
+                          precision)
         probe = None
         if check and step % cfg.probe_every == 0 and len(self.tasks) > 1:
             probe = self._probe(losses)
@@ -314,10 +347,11 @@ class Trainer:
         for t, v in values.items():
             self.guard.loss[t].push(v)
             self.loss_history[t].append((step, v))
+        self.guard.push_labels(labels)
         if not skipped:
             self.guard.grad_norm.push(norm)
         self.grad_history.append((step, norm))
-        return StepStats(step, values, norm, probe, scale, skipped)
+        return StepStats(step, values, norm, probe, scale, skipped, labels)
 
     def _all_params(self) -> list[nn.Parameter]:
         return [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]

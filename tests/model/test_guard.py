@@ -16,14 +16,17 @@ from model.errors import (
     TrainingAnomaly,
 )
 from model.guard import (
+    BatchLabels,
     GuardState,
     RobustWindow,
+    binomial_tail,
     check_grad_norm,
     check_parameters,
     check_scaler,
     check_task_gradients,
     check_task_losses,
     raise_for,
+    task_spike,
 )
 
 TASKS = ("click", "application", "conversion", "approval")
@@ -79,6 +82,72 @@ def test_rare_task_single_positive_is_not_a_spike():
         for t in TASKS:
             state.loss[t].push(0.06 if i % 5 == 0 else 0.01)
     assert check_task_losses(1, {t: 0.12 for t in TASKS}, state, CFG) is None
+
+
+def rare_state(n=60) -> GuardState:
+    """Windows of a 0.1 % task at batch 256 (~85 known rows): one batch in 12 has a positive."""
+    state = GuardState.fresh(("approval",), CFG)
+    for i in range(n):
+        positives = 1 if i % 12 == 0 else 0
+        neg, pos = 0.0025 + 0.0001 * (i % 3), 6.0 + 0.5 * (i % 4)
+        loss = (84 * neg + positives * pos) / 85 if positives else neg
+        state.loss["approval"].push(loss)
+        state.push_labels({"approval": BatchLabels(85, positives, neg, pos if positives else
+                                                   math.nan)})
+    return state
+
+
+def _batch(positives, known=85, neg=0.0026, pos=6.2):
+    labels = BatchLabels(known, positives, neg, pos if positives else math.nan)
+    return {"approval": ((known - positives) * neg + positives * pos) / known}, {"approval": labels}
+
+
+def test_binomial_tail_is_the_upper_sum():
+    for n, k, rate in [(0, 10, 0.1), (1, 1, 0.5), (2, 3, 0.5), (3, 85, 0.0025), (40, 85, 0.0025),
+                       (12, 256, 0.04)]:
+        exact = sum(math.comb(k, j) * rate ** j * (1 - rate) ** (k - j) for j in range(n, k + 1))
+        assert binomial_tail(n, k, rate) == pytest.approx(exact, rel=1e-9, abs=1e-300)
+    assert binomial_tail(5, 4, 0.5) == 0.0 and binomial_tail(1, 10, 0.0) == 0.0
+
+
+def test_a_draw_of_a_few_positives_is_not_a_spike():
+    state = rare_state()
+    losses, labels = _batch(3)  # 3 positives where 0.08 are expected: tail ~1e-4
+    # The batch loss alone (the rule before issue 15) calls it a spike ...
+    assert check_task_losses(61, losses, state, CFG).kind == "loss_spike"
+    assert task_spike("approval", losses["approval"], state, CFG) is not None
+    # ... its positives explain it: each class's loss is normal and 3 positives are plausible.
+    assert check_task_losses(61, losses, state, CFG, labels) is None
+    plain, plain_labels = _batch(0)
+    assert check_task_losses(61, plain, state, CFG, plain_labels) is None
+
+
+def test_negatives_spike_names_the_task_and_the_class():
+    state = rare_state()
+    losses, labels = _batch(0, neg=0.65)  # every negative at p = 0.5: a shifted head
+    a = check_task_losses(61, losses, state, CFG, labels)
+    assert a.kind == "loss_spike" and a.tasks == ("approval",) and a.value > CFG.loss_spike_z
+    assert "approval's 85 known negatives have mean loss 0.65" in a.message
+    assert a.evidence["labels"]["approval"]["positives"] == 0
+
+
+def test_positives_spike_counts_after_enough_batches_with_positives():
+    losses, labels = _batch(1, pos=90.0)
+    a = check_task_losses(61, losses, rare_state(), CFG, labels)
+    assert a.kind == "loss_spike" and "1 known positives have mean loss 90" in a.message
+    # Two batches with positives so far: the positives' window is not judged yet.
+    assert task_spike("approval", losses["approval"], rare_state(n=24), CFG,
+                      labels["approval"]) is None
+
+
+def test_implausibly_many_positives_are_a_spike():
+    state = rare_state()
+    losses, labels = _batch(40)  # flipped labels: each positive costs what positives cost
+    a = check_task_losses(61, losses, state, CFG, labels)
+    assert a.kind == "loss_spike" and a.tasks == ("approval",)
+    assert "40 positives of 85 known rows" in a.message and "binomial tail" in a.message
+    seen_pos, seen_known = state.seen["approval"]
+    assert (seen_pos, seen_known) == (5, 60 * 85)
 
 
 def test_gradient_norm_non_finite_ceiling_and_explosion():
@@ -142,3 +211,10 @@ def test_guard_state_round_trip():
     state.dominance_streak = 2
     back = GuardState.from_dict(state.to_dict(), CFG)
     assert back.to_dict() == state.to_dict()
+    rare = rare_state()
+    assert GuardState.from_dict(rare.to_dict(), CFG).to_dict() == rare.to_dict()
+    # A state saved before the per-class windows (an older checkpoint) starts them empty.
+    old = {k: v for k, v in rare.to_dict().items() if k not in ("negatives", "positives", "seen")}
+    back = GuardState.from_dict(old, CFG)
+    assert len(back.negatives["approval"]) == 0 and back.seen["approval"] == (0, 0)
+    assert len(back.loss["approval"]) == len(rare.loss["approval"])
