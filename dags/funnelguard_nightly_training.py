@@ -11,8 +11,11 @@ checks are stored with no error-severity failure (read from the results store: c
 guard (the job builds the delay-aware training set, masks immature labels, stops on an anomaly
 and triages it); evaluate the candidate against the champion; publish the model directory and
 record it in the store as the new champion. Alerts queued by any step are flushed to Slack
-(`funnelguard_slack`). A gate block, a guard stop or a regression fails the run without retry;
-only environment failures (database unreachable) are retried.
+(`funnelguard_slack`; no such connection: `send_alerts` is skipped and they stay queued). The
+gate, train and evaluate tasks log their stored run's page on the results site and link to it
+("Results site", with `$FUNNELGUARD_BASE_URL` set). A gate block, a guard stop or a
+regression fails the run without retry; only environment failures (database unreachable) are
+retried.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ import datetime as dt
 
 import pendulum
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-from airflow.sdk import Param, PokeReturnValue, TriggerRule, dag, get_current_context, task
+from airflow.sdk import (
+    BaseOperatorLink,
+    Param,
+    PokeReturnValue,
+    TriggerRule,
+    dag,
+    get_current_context,
+    task,
+)
 
 FAILURE_TEXT = (":red_circle: *{{ dag.dag_id }}* task `{{ ti.task_id }}` failed "
                 "(try {{ ti.try_number }})\n{{ exception }}\nLog: {{ ti.log_url }}")
@@ -31,6 +42,31 @@ def notify_slack_of_failure(context) -> None:
     """Post the failed task's summary to ``funnelguard_slack``. A fresh notifier per call:
     a notifier renders its template in place, so a shared one would repeat its first text."""
     SlackWebhookNotifier(slack_webhook_conn_id="funnelguard_slack", text=FAILURE_TEXT)(context)
+
+
+class ResultsSiteLink(BaseOperatorLink):
+    """A task's "Results site" button: its run's page, ``$FUNNELGUARD_BASE_URL/runs/<id>.html``.
+
+    The task pushes the URL (XCom ``funnelguard_site_page``) before it succeeds or fails; the
+    link reads it back, so the UI needs no plugin. No base URL: no link (the log names the page).
+    """
+
+    name = "Results site"
+    xcom_key = "funnelguard_site_page"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        from airflow.sdk import BaseXCom
+
+        return BaseXCom.get_one(key=self.xcom_key, dag_id=ti_key.dag_id, task_id=ti_key.task_id,
+                                run_id=ti_key.run_id, map_index=ti_key.map_index) or ""
+
+
+def linked_to_site(*outputs):
+    """Give each task of ``outputs`` the "Results site" extra link (set after the ``@task``
+    call: the decorator has no argument for it)."""
+    for output in outputs:
+        output.operator.operator_extra_links = [ResultsSiteLink()]
+    return list(outputs)
 
 
 def project_param() -> str | None:
@@ -124,9 +160,9 @@ def funnelguard_nightly_training():
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def send_alerts() -> dict:
-        from funnelguard.orchestration.jobs import flush_alerts
+        from funnelguard.orchestration.jobs import send_alerts
 
-        return flush_alerts(project_param())
+        return send_alerts(project_param())
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
     def training_failed() -> None:
@@ -139,6 +175,7 @@ def funnelguard_nightly_training():
     gate = label_gate(partition)
     candidate = train(partition)
     evaluation = evaluate(partition, candidate)
+    linked_to_site(gate, candidate, evaluation)
     published = publish(partition, candidate, evaluation)
     ready >> gate >> candidate
     steps = [partition, ready, gate, candidate, evaluation, published]

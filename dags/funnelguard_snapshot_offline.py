@@ -10,8 +10,11 @@ impressions contract's table. (Drift, default-value rate, replay skew, freshness
 compare offline with online, so the online snapshot DAG runs them once both sides of the
 partition have landed.) Every result goes to the results store (connection
 `funnelguard_store`, else the project's `store:`); queued alerts are flushed to Slack
-(`funnelguard_slack`) even when a check fails. A failed check fails its task without retry and
-the run goes red; only environment failures (database unreachable) are retried.
+(`funnelguard_slack`) even when a check fails (no such connection: `send_alerts` is skipped
+and they stay queued). Each mapped check is labelled by its partition and links to its stored
+run's page on the results site ("Results site", with `$FUNNELGUARD_BASE_URL` set). A failed
+check fails its task without retry and the run goes red; only environment failures (database
+unreachable) are retried.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ import datetime as dt
 
 import pendulum
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Asset, BaseOperatorLink, Param, TriggerRule, dag, get_current_context, task
 
 ENVIRONMENT = "offline"
 OFFLINE_FEATURES = Asset(name="funnelguard_offline_features",
                          uri="funnelguard://warehouse/offline_features", group="funnelguard")
+
+# A mapped check's label in the UI: its partition, not "[0]".
+BY_PARTITION = "{{ task.op_kwargs['partition'] }}"
 
 FAILURE_TEXT = (":red_circle: *{{ dag.dag_id }}* task `{{ ti.task_id }}` failed "
                 "(try {{ ti.try_number }})\n{{ exception }}\nLog: {{ ti.log_url }}")
@@ -34,6 +40,31 @@ def notify_slack_of_failure(context) -> None:
     """Post the failed task's summary to ``funnelguard_slack``. A fresh notifier per call:
     a notifier renders its template in place, so a shared one would repeat its first text."""
     SlackWebhookNotifier(slack_webhook_conn_id="funnelguard_slack", text=FAILURE_TEXT)(context)
+
+
+class ResultsSiteLink(BaseOperatorLink):
+    """A task's "Results site" button: its run's page, ``$FUNNELGUARD_BASE_URL/runs/<id>.html``.
+
+    The task pushes the URL (XCom ``funnelguard_site_page``) before it succeeds or fails; the
+    link reads it back, so the UI needs no plugin. No base URL: no link (the log names the page).
+    """
+
+    name = "Results site"
+    xcom_key = "funnelguard_site_page"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        from airflow.sdk import BaseXCom
+
+        return BaseXCom.get_one(key=self.xcom_key, dag_id=ti_key.dag_id, task_id=ti_key.task_id,
+                                run_id=ti_key.run_id, map_index=ti_key.map_index) or ""
+
+
+def linked_to_site(*outputs):
+    """Give each task of ``outputs`` the "Results site" extra link (set after the ``@task``
+    call: the decorator has no argument for it)."""
+    for output in outputs:
+        output.operator.operator_extra_links = [ResultsSiteLink()]
+    return list(outputs)
 
 
 def project_param() -> str | None:
@@ -74,13 +105,13 @@ def funnelguard_snapshot_offline():
         context = get_current_context()
         return snapshot_partitions(context["params"], context["triggering_asset_events"])
 
-    @task
+    @task(map_index_template=BY_PARTITION)
     def validate_features(partition: str) -> dict:
         from funnelguard.orchestration.jobs import snapshot_check
 
         return snapshot_check("validate_features", ENVIRONMENT, partition, project_param())
 
-    @task
+    @task(map_index_template=BY_PARTITION)
     def validate_impressions(partition: str) -> dict:
         from funnelguard.orchestration.jobs import snapshot_check
 
@@ -94,9 +125,9 @@ def funnelguard_snapshot_offline():
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def send_alerts() -> dict:
-        from funnelguard.orchestration.jobs import flush_alerts
+        from funnelguard.orchestration.jobs import send_alerts
 
-        return flush_alerts(project_param())
+        return send_alerts(project_param())
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
     def checks_failed() -> None:
@@ -105,8 +136,8 @@ def funnelguard_snapshot_offline():
         raise AirflowFailException("a snapshot check failed: see the failed tasks and the alert")
 
     partitions = resolve_partitions()
-    checks = [validate_features.expand(partition=partitions),
-              validate_impressions.expand(partition=partitions)]
+    checks = linked_to_site(validate_features.expand(partition=partitions),
+                            validate_impressions.expand(partition=partitions))
     recorded = record_snapshot(partitions)
     checks >> recorded >> send_alerts()
     checks >> checks_failed()

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from funnelguard.orchestration.readiness import SNAPSHOT_COMMANDS
 
-__all__ = ["warehouse_lines", "print_warehouse", "summary_lines", "print_summary"]
+__all__ = ["warehouse_lines", "print_warehouse", "airflow_lines", "summary_lines", "print_summary"]
 
 SHOWN = 3  # failing findings shown per run; the reports have them all
 
@@ -158,13 +158,50 @@ def _model_lines(store) -> list[str]:
     return lines or ["  no model published"]
 
 
-def summary_lines(store_url: str, output: Path, states: Sequence[tuple[str, str, str]],
-                  slack: Sequence[dict[str, Any]] | None) -> list[str]:
-    """The demo's closing summary (see the module docstring)."""
+def airflow_lines(runs: Sequence[Any], airflow_home: Path | None = None) -> list[str]:
+    """Where the runs are in Airflow: run ids and notes, the task log files, the site links."""
+    import os
+
+    files = [p for r in runs for p in r.log_files]
+    present = [p for p in files if p.is_file()]
+    lines = ["Airflow (`make airflow` shows these runs"
+             + (f"; AIRFLOW_HOME={airflow_home}" if airflow_home else "") + "):"]
+    lines += [f"  {r.dag_id:<32} run {r.run_id}  note: {r.note}" for r in runs]
+    if present:
+        base = os.path.commonpath([str(p) for p in present])
+        lines.append(f"  task logs: {len(present)} files (one per task try) under {base}, e.g.")
+        example = next((p for p in present if "map_index=" in str(p)), present[0])
+        lines.append(f"    {example}")
+    else:
+        lines.append("  task logs: none written")
+    if len(present) < len(files):
+        lines.append(f"  ({len(files) - len(present)} task logs missing)")
+    base_url = os.environ.get("FUNNELGUARD_BASE_URL", "").strip()
+    lines.append(
+        f"  results site: each check task's \"Results site\" link opens {base_url}/runs/<id>.html"
+        if base_url else
+        "  results site: the check tasks' logs name their page (runs/<id>.html); set "
+        "FUNNELGUARD_BASE_URL to where `funnelguard site build` is published to link it")
+    return lines
+
+
+def summary_lines(store_url: str, output: Path, runs: Sequence[Any],
+                  slack: Sequence[dict[str, Any]] | None, *,
+                  airflow_home: Path | None = None) -> list[str]:
+    """The demo's closing summary (see the module docstring).
+
+    Args:
+        store_url: the results store the summary is read from.
+        output: the demo's output folder (reports).
+        runs: the DAG runs (:class:`funnelguard.demo.dag_test.DagTestRun`).
+        slack: what the Slack sink received (None: a real connection was used).
+        airflow_home: the demo's Airflow home, named in the Airflow lines.
+    """
     from funnelguard.demo.slack_sink import message_text
     from monitors.store import open_store
 
     store = open_store(store_url)
+    states = [(r.dag_id, r.partition, r.state) for r in runs]
     lines = ["", "=" * 78, "funnelguard demo summary (from the results store "
              f"{store_url})", "=" * 78, "DAG runs:"]
     lines += [f"  {dag:<32} {partition}  {state}" for dag, partition, state in states]
@@ -175,6 +212,7 @@ def summary_lines(store_url: str, output: Path, states: Sequence[tuple[str, str,
     reports = sorted(output.glob("reports/**/*.html"))
     lines.append(f"Reports: {len(reports)} HTML files under {output / 'reports'}")
     lines += [f"  {p.relative_to(output)}" for p in reports[:8]]
+    lines += airflow_lines(runs, airflow_home)
     if slack is not None:
         kinds = Counter("failure notice" if "failed" in message_text(b)[:200] else "alert"
                         for b in slack)
@@ -186,6 +224,8 @@ def summary_lines(store_url: str, output: Path, states: Sequence[tuple[str, str,
     return lines
 
 
-def print_summary(store_url: str, output: Path, states: Sequence[tuple[str, str, str]],
-                  slack: Sequence[dict[str, Any]] | None) -> None:
-    print("\n".join(summary_lines(store_url, output, states, slack)), flush=True)
+def print_summary(store_url: str, output: Path, runs: Sequence[Any],
+                  slack: Sequence[dict[str, Any]] | None, *,
+                  airflow_home: Path | None = None) -> None:
+    print("\n".join(summary_lines(store_url, output, runs, slack, airflow_home=airflow_home)),
+          flush=True)

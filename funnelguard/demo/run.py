@@ -8,7 +8,11 @@
 3. Night one (the day before the fault): both snapshot DAGs, then the nightly training, which
    publishes a champion. Night two (the faulted day): both snapshot DAGs — the online one flags
    the fault and alerts its owners — and the nightly training, which holds.
-4. Prints a summary generated from the results store, and what the Slack sink received.
+   Each run is dated by its partition and carries the note ``partition YYYY-MM-DD``; each
+   task try's log is written where the Airflow UI (``make airflow``) reads it
+   (``.funnelguard/airflow/logs``).
+4. Prints a summary generated from the results store, what the Slack sink received, and where
+   the task logs are.
 
 HTML reports, results and the model stay under ``demo-output/``.
 """
@@ -25,6 +29,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from funnelguard.demo.dag_test import DagTestRun, quick_retries, run_partition
 from funnelguard.demo.report import print_summary, print_warehouse
 from funnelguard.demo.slack_sink import SlackSink
 
@@ -87,6 +92,9 @@ def airflow_environment(paths: DemoPaths, slack_url: str | None) -> dict[str, st
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{paths.airflow_home / 'airflow.db'}",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # Where the task logs go and where `make airflow`'s UI reads them (its default, named
+        # so that both always agree).
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(paths.airflow_home / "logs"),
         # URI form: the four slashes make an absolute path.
         "AIRFLOW_CONN_FUNNELGUARD_WAREHOUSE": f"sqlite:///{paths.warehouse}",
         "AIRFLOW_CONN_FUNNELGUARD_STORE": f"sqlite:///{paths.store}",
@@ -119,38 +127,31 @@ def _migrate_airflow(env: dict[str, str]) -> None:
                          f"{done.stderr[-2000:]}")
 
 
-def quick_retries(dag, delay: dt.timedelta = dt.timedelta(seconds=5)) -> None:
-    """One quick retry per task: ``dag.test()`` really sleeps ``retry_delay`` (5 minutes in
-    the DAG files), which a demo on a laptop or a test should not."""
-    for task in dag.tasks:
-        task.retries = min(task.retries, 1)
-        task.retry_delay = delay
-        task.retry_exponential_backoff = False
-
-
-def run_dags(paths: DemoPaths, nights: Sequence[dt.date], train_config: str | None) -> list[tuple[str, str, str]]:
-    """Run the three DAGs with ``dag.test()`` for each night; returns (dag, partition, state)."""
+def run_dags(paths: DemoPaths, nights: Sequence[dt.date],
+             train_config: str | None) -> list[DagTestRun]:
+    """Run the three DAGs with ``dag.test()`` for each night (each run dated and noted with its
+    partition, task logs where the UI reads them: :mod:`funnelguard.demo.dag_test`)."""
     from airflow.dag_processing.dagbag import DagBag
+
+    from funnelguard.demo.task_logs import TaskLogFiles
 
     bag = DagBag(dag_folder=str(paths.dags))
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
-    states = []
-    for night in nights:
-        for dag_id in DAGS:
-            conf = {"partition": night.isoformat()}
-            if dag_id == "funnelguard_nightly_training" and train_config:
-                conf["train_config"] = train_config
-            started = time.monotonic()
-            print(f"\n=== {dag_id} partition={night} (airflow dag.test) ===", flush=True)
-            dag = bag.get_dag(dag_id)
-            quick_retries(dag)
-            run = dag.test(run_conf=conf)
-            state = str(getattr(run.state, "value", run.state))
-            print(f"=== {dag_id} {night}: {state} in {time.monotonic() - started:.0f} s ===",
-                  flush=True)
-            states.append((dag_id, night.isoformat(), state))
-    return states
+    runs = []
+    with TaskLogFiles() as logs:
+        for night in nights:
+            for dag_id in DAGS:
+                conf = {}
+                if dag_id == "funnelguard_nightly_training" and train_config:
+                    conf["train_config"] = train_config
+                started = time.monotonic()
+                print(f"\n=== {dag_id} partition={night} (airflow dag.test) ===", flush=True)
+                run = run_partition(bag.get_dag(dag_id), night.isoformat(), conf, logs=logs)
+                print(f"=== {dag_id} {night}: {run.state} in {time.monotonic() - started:.0f} s "
+                      f"(run {run.run_id}, {len(run.log_files)} task logs) ===", flush=True)
+                runs.append(run)
+    return runs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -188,8 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"Slack: {'the configured funnelguard_slack connection' if configured_slack else sink.url}",
               flush=True)
         _migrate_airflow(env)
-        states = run_dags(paths, [last - dt.timedelta(days=1), last], args.train_config)
-    print_summary(paths.store_url, paths.output, states, None if configured_slack else sink.received)
+        runs = run_dags(paths, [last - dt.timedelta(days=1), last], args.train_config)
+    print_summary(paths.store_url, paths.output, runs, None if configured_slack else sink.received,
+                  airflow_home=paths.airflow_home)
     print(f"\nDemo finished in {time.monotonic() - began:.0f} s.")
     return 0
 

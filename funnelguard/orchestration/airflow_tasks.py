@@ -16,6 +16,11 @@ the exit code into what Airflow understands:
 The decision itself (:func:`outcome_of`) is pure; only :func:`raise_for` touches Airflow. No
 command line is built or parsed here.
 
+Each run's page on the results site (``$FUNNELGUARD_BASE_URL/runs/<stored run id>.html``,
+docs/site.md) is named in the task's log and XCom (``store_run_id``, ``site_page``) and, when
+the base URL is set, pushed as the XCom :data:`SITE_LINK_KEY` that the DAGs' "Results site"
+extra link reads — also for a task that fails, where the page is most wanted.
+
 The project is the DAG's ``project`` param (a project file or its folder), else
 ``$FUNNELGUARD_PROJECT``, else ``./funnelguard.yaml``, else the packaged demo project. The
 warehouse and the store are the ``funnelguard_warehouse`` / ``funnelguard_store`` connections,
@@ -24,6 +29,7 @@ else the project's ``warehouse:`` / ``store:``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -39,12 +45,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUTPUT_ENV",
+    "BASE_URL_ENV",
+    "SITE_LINK_KEY",
     "EnvironmentRetry",
     "TaskOutcome",
     "outcome_of",
     "failure_summary",
     "raise_for",
     "run_job",
+    "site_page",
+    "stored_run_id",
+    "connection_defined",
     "job_project",
     "snapshot_partitions",
     "nightly_partition",
@@ -54,6 +65,9 @@ __all__ = [
 ]
 
 OUTPUT_ENV = "FUNNELGUARD_OUTPUT_DIR"
+BASE_URL_ENV = "FUNNELGUARD_BASE_URL"
+# The XCom the DAG files' ResultsSiteLink reads (the same literal is in each DAG file).
+SITE_LINK_KEY = "funnelguard_site_page"
 MAX_SUMMARY_LINES = 8
 
 
@@ -185,7 +199,79 @@ def run_job(command: str, call: Callable[[], RunResult], *, project: Project,
                    environment=environment, store_errors=True, project=project)
     outcome = outcome_of(done.code, done.result, command, project=project)
     print(outcome.summary)
+    page = _announce_site_page(store_url, done.result)
+    if outcome.action == "succeed" and page is not None:
+        outcome = dataclasses.replace(outcome, xcom={**outcome.xcom, **page})
     return raise_for(outcome)
+
+
+def site_page(run_id: int, base_url: str | None = None) -> str:
+    """A stored run's page on the results site: ``BASE/runs/<id>.html``, or the path
+    ``runs/<id>.html`` relative to the site's top when there is no base URL."""
+    page = f"runs/{int(run_id)}.html"
+    base = (base_url or "").rstrip("/")
+    return f"{base}/{page}" if base else page
+
+
+def stored_run_id(store_url: str, result: RunResult) -> int | None:
+    """The id (``fg_runs.id``) of the stored run of ``result``'s key (command, dataset,
+    environment, partition); None when it is not in the store (spooled, or no store)."""
+    import sqlalchemy as sa
+
+    from monitors.store import open_store
+    from monitors.store.models import Run
+
+    key = dict(command=result.command, dataset=result.dataset or "",
+               environment=result.environment or "", partition=result.partition or "")
+    try:
+        with open_store(store_url).session() as s:
+            return s.scalar(sa.select(Run.id).filter_by(**key))
+    except (FunnelguardError, sa.exc.SQLAlchemyError):
+        return None
+
+
+def _announce_site_page(store_url: str, result: RunResult | None) -> dict[str, Any] | None:
+    """Log the run's site page, push it for the "Results site" link; the XCom fields."""
+    if result is None:
+        return None
+    run_id = stored_run_id(store_url, result)
+    if run_id is None:
+        print("results site: this run is not in the store yet (no page to link)")
+        return None
+    base = os.environ.get(BASE_URL_ENV, "").strip() or None
+    page = site_page(run_id, base)
+    if base:
+        print(f"results site: {page}")
+        _push_xcom(SITE_LINK_KEY, page)
+    else:
+        print(f"results site: {page} (a page of `funnelguard site build`; set "
+              f"${BASE_URL_ENV} to link it)")
+    return {"store_run_id": run_id, "site_page": page}
+
+
+def _push_xcom(key: str, value: Any) -> None:
+    """Push an XCom from the running task; outside a task (the CLI, unit tests) do nothing."""
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+    except Exception:  # noqa: BLE001 - no task context: nothing to push to
+        return
+    ti.xcom_push(key=key, value=value)
+
+
+def connection_defined(conn_id: str) -> bool:
+    """Whether the Airflow connection ``conn_id`` exists (metadata DB, secrets backend or
+    ``AIRFLOW_CONN_*``). Only its existence: a connection that exists but cannot be used is
+    for the sender to report. Call at run time only."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
 
 
 def job_project(path: str | None) -> Project:

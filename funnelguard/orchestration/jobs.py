@@ -40,6 +40,7 @@ __all__ = [
     "snapshot_call",
     "snapshot_check",
     "record_snapshot",
+    "send_alerts",
     "flush_alerts",
     "snapshot_checks_ready",
     "label_gate",
@@ -146,6 +147,53 @@ def record_snapshot(environment: str, partitions: Sequence[str],
         store.record_run(snapshot_marker(environment, partition, SNAPSHOT_CHECKS[environment]),
                          project=proj)
     return {"environment": environment, "partitions": list(partitions)}
+
+
+def send_alerts(project: str | None = None) -> Mapping[str, Any]:
+    """The DAGs' ``send_alerts`` task: :func:`flush_alerts`, unless no Slack connection exists.
+
+    Without a ``funnelguard_slack`` connection the task is skipped (not failed): the alerts
+    stay queued in the store's outbox and go out with the first run after the connection is
+    added. A connection that exists but cannot be used (no webhook URL …) is not skipped: the
+    flush fails on it as before.
+
+    Raises:
+        AirflowSkipException: no ``funnelguard_slack`` connection.
+    """
+    from funnelguard.orchestration.airflow_tasks import connection_defined
+    from funnelguard.orchestration.connections import SLACK_CONN_ID
+
+    if not connection_defined(SLACK_CONN_ID):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        queued = _queued_alerts(project)
+        waiting = ("queued alerts stay" if queued is None
+                   else "no alert is queued; new ones wait" if queued == 0
+                   else f"{queued} queued alert(s) stay")
+        line = (f"alerts not sent: no Airflow connection {SLACK_CONN_ID!r}; {waiting} in the "
+                f"results store's outbox until it exists (airflow connections add "
+                f"{SLACK_CONN_ID} --conn-type slackwebhook --conn-password WEBHOOK_URL, or "
+                f"AIRFLOW_CONN_{SLACK_CONN_ID.upper()}; docs/operations.md)")
+        print(line)
+        raise AirflowSkipException(line)
+    return flush_alerts(project)
+
+
+def _queued_alerts(project: str | None) -> int | None:
+    """How many alerts wait in the outbox (None when the store cannot say)."""
+    import sqlalchemy as sa
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from funnelguard.errors import FunnelguardError
+    from monitors.store import open_store
+    from monitors.store.models import AlertOutbox
+
+    try:
+        with open_store(store_url(job_project(project))).session() as s:
+            return s.scalar(sa.select(sa.func.count()).select_from(AlertOutbox)
+                            .where(AlertOutbox.status.in_(("pending", "sending"))))
+    except (AirflowFailException, FunnelguardError, sa.exc.SQLAlchemyError):
+        return None  # the count is a courtesy: the skip stands without it
 
 
 def flush_alerts(project: str | None = None) -> Mapping[str, Any]:

@@ -1,4 +1,5 @@
-"""Running a DAG under ``dag.test()`` in the tests: quick retries, the states it ended in."""
+"""Running a DAG under ``dag.test()`` in the tests, as the demo does: quick retries, the run dated
+and noted with its partition, task log files (:func:`funnelguard.demo.dag_test.run_partition`)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,32 @@ from typing import Any
 _DECLARED: dict[str, dict[str, Any]] = {}
 
 
-def run_dag(dagbag, dag_id: str, **conf) -> tuple[str, dict[str, str]]:
-    """``dag.test()`` with quick retries and every param not in ``conf`` at its declared
-    default; returns the run state and each task's state."""
-    from airflow.utils.session import create_session
-
-    from funnelguard.demo import quick_retries
+def dag_test_run(dagbag, dag_id: str, partition: str, **conf):
+    """``dag.test()`` of ``partition`` with every param not in ``conf`` at its declared default;
+    returns the :class:`~funnelguard.demo.dag_test.DagTestRun`."""
+    from funnelguard.demo.dag_test import run_partition
 
     dag = dagbag.get_dag(dag_id)
     declared = _DECLARED.setdefault(dag_id, {k: p.value for k, p in dag.params.items()})
-    quick_retries(dag)
-    run = dag.test(run_conf={**declared, **conf})
+    return run_partition(dag, partition, {**declared, **conf})
+
+
+def task_states(dag_id: str, run_id: str) -> dict[str, str]:
+    """Each task's state by ``task_id`` (``task_id[map_index]`` for a mapped one)."""
+    import sqlalchemy as sa
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
     with create_session() as session:
-        tis = run.get_task_instances(session=session)
-        states = {}
-        for ti in tis:
-            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-            states[key] = str(getattr(ti.state, "value", ti.state))
-    return str(getattr(run.state, "value", run.state)), states
+        rows = session.execute(sa.select(TaskInstance.task_id, TaskInstance.map_index,
+                                         TaskInstance.state)
+                               .where(TaskInstance.dag_id == dag_id,
+                                      TaskInstance.run_id == run_id)).all()
+    return {(task if index < 0 else f"{task}[{index}]"): str(getattr(state, "value", state))
+            for task, index, state in rows}
+
+
+def run_dag(dagbag, dag_id: str, partition: str, **conf) -> tuple[str, dict[str, str]]:
+    """``dag.test()`` as :func:`dag_test_run`; returns the run state and each task's state."""
+    run = dag_test_run(dagbag, dag_id, partition, **conf)
+    return run.state, task_states(dag_id, run.run_id)

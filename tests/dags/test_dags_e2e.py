@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from funnelguard.demo.slack_sink import SlackSink
-from tests.dags.dag_runs import run_dag
+from tests.dags.dag_runs import dag_test_run, run_dag, task_states
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,8 @@ def test_clean_partition_is_green_and_publishes_a_champion(dagbag, warehouse, wi
 def test_serving_default_fails_the_online_snapshot_and_alerts_slack(dagbag, warehouse, wired, slack):
     url = warehouse("serving_default:feature=approval_odds,device_type=android", per_day=PER_DAY)
     store_url = wired(url)
-    state, tasks = run_dag(dagbag, ONLINE, partition=LAST)
+    run = dag_test_run(dagbag, ONLINE, LAST)
+    state, tasks = run.state, task_states(ONLINE, run.run_id)
     assert state == "failed"
     assert tasks["drift[0]"] == "failed"
     assert tasks["checks_failed"] == "failed"
@@ -101,6 +102,13 @@ def test_serving_default_fails_the_online_snapshot_and_alerts_slack(dagbag, ware
     assert any("approval_odds" in t and "android" in t for t in texts), texts
     notices = [t for t in texts if "funnelguard_snapshot_online" in t and "`drift`" in t]
     assert notices, texts
+    # The failed check's log, where the UI reads it: the summary and Airflow's traceback.
+    drift_log = next(p for p in run.log_files if "task_id=drift/map_index=0/" in str(p))
+    events = [json.loads(line)["event"] for line in drift_log.read_text().splitlines()]
+    assert any("approval_odds" in e for e in events), events
+    assert any(e.startswith("Task failed with exception") and "AirflowFailException" in e
+               for e in events), events
+    assert any(e.startswith("results site: runs/") for e in events), events
 
 
 def test_nan_burst_stops_training_with_verdict_data(dagbag, warehouse, wired, slack):
