@@ -192,6 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = run_dags(paths, [last - dt.timedelta(days=1), last], args.train_config)
     print_summary(paths.store_url, paths.output, runs, None if configured_slack else sink.received,
                   airflow_home=paths.airflow_home)
+    from monitors.site import build_site
+
+    site = build_site(paths.store_url, paths.output / "site")
+    print(f"\nResults site: {(paths.output / 'site' / 'index.html').resolve()} "
+          f"({site.run_pages_written} run pages written; `funnelguard site serve --out {paths.output / 'site'}` "
+          "serves it on 127.0.0.1)")
     print(f"\nDemo finished in {time.monotonic() - began:.0f} s.")
     return 0
 
