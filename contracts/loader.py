@@ -24,8 +24,14 @@ from contracts.spec import (
     MaturityWindow,
     Owner,
 )
-from contracts.strictness import extension_problems, identifier_problems, schema_problems
-from contracts.yaml_lines import YamlInputError, line_of, read_yaml_file
+from contracts.strictness import (
+    PROJECT_HINT,
+    extension_problems,
+    identifier_problems,
+    looks_like_project,
+    schema_problems,
+)
+from contracts.yaml_lines import YamlInputError, describe_yaml, line_of, read_yaml_file
 
 __all__ = ["PACKAGED", "SUPPORTED_TYPES", "resolve_contract_path", "load_contract", "lint_contract"]
 
@@ -66,8 +72,14 @@ def _parse(path: Path) -> tuple[Any, list[Problem]]:
                 for line, key in duplicates]
     if not isinstance(doc, dict):
         problems.append(Problem(shown, 1, "expected a mapping (an ODCS v3 document) at the top, "
-                                f"found {type(doc).__name__}"))
+                                f"found {describe_yaml(doc)}"))
         return None, problems
+    if looks_like_project(doc):
+        problems.append(Problem(shown, 1,
+                                "expected a contract file (an ODCS v3 document), found "
+                                "what looks like a funnelguard project file (`contracts:` "
+                                "at the top)",
+                                PROJECT_HINT))
     return doc, problems
 
 

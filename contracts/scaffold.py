@@ -223,15 +223,33 @@ def _project_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _profiles(engine: Engine, tables: Sequence[str], explicit: set[str], *,
+def _column_names(engine: Engine, tables: Sequence[str]) -> dict[str, set[str]]:
+    """Table -> its column names (empty for a name that is no table or view)."""
+    insp = sa.inspect(engine)
+    views = set(insp.get_view_names())
+    return {t: ({c["name"] for c in insp.get_columns(t)}
+                if insp.has_table(t) or t in views else set()) for t in tables}
+
+
+def _check_named_columns(columns: Mapping[str, set[str]], **given: str | None) -> None:
+    """``--key-column`` / ``--partition-column`` must name a column of some considered table.
+
+    Raises:
+        InitError: no considered table has the column (the flag would be silently ignored).
+    """
+    for attr, name in given.items():
+        if name is not None and not any(name in names for names in columns.values()):
+            flag = "--" + attr.replace("_", "-")
+            raise InitError(f"{flag}: expected a column of at least one of tables "
+                            f"{sorted(columns)}, found {name!r}")
+
+
+def _profiles(engine: Engine, columns: Mapping[str, set[str]], explicit: set[str], *,
               partition_column: str | None, key_column: str | None,
               sample_partitions: int | None) -> tuple[dict[str, TableProfile], dict[str, str]]:
-    insp = sa.inspect(engine)
     profiles: dict[str, TableProfile] = {}
     skipped: dict[str, str] = {}
-    for table in tables:
-        names = ({c["name"] for c in insp.get_columns(table)}
-                 if insp.has_table(table) or table in insp.get_view_names() else set())
+    for table, names in columns.items():
         try:
             profiles[table] = profile_table(
                 engine, table, sample_partitions=sample_partitions,
@@ -267,21 +285,29 @@ def init_project(directory: str | os.PathLike, warehouse_url: str, *,
         The files written, the project file first.
 
     Raises:
-        InitError: a part that cannot be inferred (which, and how to name it), or files that
-            exist already; InputError: a named table that is missing, empty or unsafe.
+        InitError: a part that cannot be inferred (which, and how to name it), files that
+            exist already (a project file: before anything is profiled), or a
+            ``key_column`` / ``partition_column`` that no considered table has; InputError:
+            ``directory`` a regular file, a named table that is missing, empty or unsafe.
     """
     from contracts.loader import lint_contract
+    from funnelguard.output_paths import expect_folder
     from funnelguard.warehouse import connect
 
     parts = {p: list(t) for p, t in (parts or {}).items()}
-    root = Path(directory)
+    root = expect_folder("DIR", directory, "a project folder")  # before profiling anything
+    if (root / "funnelguard.yaml").exists() and not force:
+        raise InitError(f"expected a new project folder, found existing files "
+                        f"{[str(root / 'funnelguard.yaml')]}; pass --force to overwrite them")
     engine = connect(warehouse_url)
     try:
         insp = sa.inspect(engine)
         explicit = {t for ts in parts.values() for t in ts} | set(tables or ())
         considered = list(tables or [*insp.get_table_names(), *insp.get_view_names()])
         considered += [t for t in explicit if t not in considered]
-        profiles, skipped = _profiles(engine, considered, explicit, partition_column=partition_column,
+        columns = _column_names(engine, considered)
+        _check_named_columns(columns, key_column=key_column, partition_column=partition_column)
+        profiles, skipped = _profiles(engine, columns, explicit, partition_column=partition_column,
                                       key_column=key_column, sample_partitions=sample_partitions)
         try:
             chosen = guess_parts(profiles, parts)

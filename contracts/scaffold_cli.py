@@ -67,8 +67,12 @@ def infer_handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from contracts.infer import infer_contract
+    from funnelguard.output_paths import expect_file_path
     from funnelguard.warehouse import connect
 
+    out = getattr(args, "out", None)
+    if out:  # before profiling: a bad --out costs no scan of the table
+        expect_file_path("--out", out, "a file path for the draft contract")
     engine = connect(args.warehouse)
     try:
         text = infer_contract(engine, args.table, name=getattr(args, "name", None),
@@ -77,7 +81,6 @@ def infer_handler(args: argparse.Namespace) -> int:
                               sample_partitions=_sample(args))
     finally:
         engine.dispose()
-    out = getattr(args, "out", None)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")

@@ -20,7 +20,8 @@ from typing import Any
 from contracts.errors import Problem
 from contracts.yaml_lines import LineDict, LineList, line_of
 
-__all__ = ["schema_problems", "extension_problems", "identifier_problems"]
+__all__ = ["schema_problems", "extension_problems", "identifier_problems", "looks_like_project",
+           "PROJECT_HINT"]
 
 HERE = Path(__file__).resolve().parent
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -63,8 +64,21 @@ def _vocabulary() -> tuple[str, ...]:
 
 
 def _did_you_mean(word: Any, candidates: Any, cutoff: float = 0.6) -> str:
-    match = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=cutoff)
+    # The word itself is no suggestion: a key the schema knows elsewhere (`warehouse` of a
+    # server) is still unknown where it stands.
+    others = [str(c) for c in candidates if str(c) != str(word)]
+    match = difflib.get_close_matches(str(word), others, n=1, cutoff=cutoff)
     return f"did you mean `{match[0]}`?" if match else ""
+
+
+PROJECT_HINT = "lint a project file with `funnelguard contracts lint --project PATH`"
+
+
+def looks_like_project(doc: Any) -> bool:
+    """A project file (``funnelguard.yaml``: ``contracts:`` mapping parts to files) given where
+    a contract was expected."""
+    return isinstance(doc, dict) and isinstance(doc.get("contracts"), dict) \
+        and "apiVersion" not in doc
 
 
 def _where(doc: Any, path: list[Any]) -> str:
@@ -100,11 +114,13 @@ def schema_problems(path: str, doc: Any) -> list[Problem]:
             where = _where(doc, rel)
             if err.validator in ("unevaluatedProperties", "additionalProperties"):
                 keys = re.findall(r"'([^']+)'", err.message.split("(")[-1]) or ["?"]
+                # A project file's keys get no spelling hints: the loader says what it is.
+                project = not rel and looks_like_project(doc)
                 for key in keys:
                     key_line = line_of(doc, rel + [key]) or line
                     problems[(key_line, key)] = Problem(
                         path, key_line, f"unknown key `{key}` in {where} ({label})",
-                        _did_you_mean(key, _vocabulary()))
+                        "" if project else _did_you_mean(key, _vocabulary()))
                 continue
             if err.validator == "enum":
                 msg = f"{where}: expected one of {err.validator_value}, found {err.instance!r}"

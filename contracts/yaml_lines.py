@@ -39,6 +39,7 @@ __all__ = [
     "LineList",
     "YamlInputError",
     "YamlLimits",
+    "describe_yaml",
     "duplicate_keys_message",
     "line_of",
     "load_yaml_with_lines",
@@ -429,6 +430,24 @@ def duplicate_keys_message(path: str | Path, duplicates: list[tuple[int | None, 
     return "; ".join(f"{path}{f':{line}' if line else ''}: key `{key}` appears twice in the "
                      "same mapping (YAML and JSON keep only the last one; remove the other)"
                      for line, key in duplicates)
+
+
+def describe_yaml(value: Any, *, empty: str = "an empty document") -> str:
+    """What a loaded YAML value is, in words for a message: ``a list``, ``a text``, ``a number``.
+
+    Never a Python class name (``NoneType``, ``LineList``); ``empty`` is what None reads as
+    (a whole file: an empty document; a key: ``nothing``).
+    """
+    import datetime as dt
+
+    if value is None:
+        return empty
+    for kind, words in ((bool, "a boolean"), ((int, float), "a number"), (str, "a text"),
+                        (list, "a list"), (dict, "a mapping"), (dt.datetime, "a timestamp"),
+                        (dt.date, "a date")):
+        if isinstance(value, kind):
+            return words
+    return "a value that is not plain YAML data"
 
 
 def line_of(doc: Any, path: Iterable[Any]) -> int | None:

@@ -265,7 +265,7 @@ def load_project(path: str | os.PathLike | None = None) -> Project:
     """
     from contracts.errors import ContractError, Problem
     from contracts.loader import load_contract
-    from contracts.yaml_lines import YamlInputError, line_of, read_yaml_file
+    from contracts.yaml_lines import YamlInputError, describe_yaml, line_of, read_yaml_file
 
     file = find_project(path)
     shown = str(file)
@@ -277,7 +277,7 @@ def load_project(path: str | os.PathLike | None = None) -> Project:
                                               for line, key in duplicates]
     if not isinstance(doc, dict):
         raise ProjectError(shown, [(1, "expected a mapping with `contracts:` at the top, found "
-                                       f"{type(doc).__name__}")])
+                                       f"{describe_yaml(doc)}")])
     for key in doc:
         if key not in _KNOWN_KEYS:
             problems.append((line_of(doc, [key]), f"unknown key `{key}`; expected one of "
@@ -286,7 +286,7 @@ def load_project(path: str | os.PathLike | None = None) -> Project:
     if not isinstance(parts, dict):
         problems.append((line_of(doc, ["contracts"]) or 1,
                          "expected `contracts:` mapping impressions, features and labels to "
-                         f"contract files, found {type(parts).__name__ if parts is not None else 'none'}"))
+                         f"contract files, found {describe_yaml(parts, empty='none')}"))
         raise ProjectError(shown, problems)
     for part in PARTS:
         if part not in parts:

@@ -70,13 +70,16 @@ def run_train(project: Project, engine: Engine, as_of: dt.date | str, *, out_dir
 
     Raises:
         ConfigError: a bad config, or one naming a stage the project does not have (exit 2).
-        InputError: a missing table or column, no matured day for the holdout (exit 2).
+        InputError: a missing table or column, no matured day for the holdout, ``out_dir``
+            a regular file (checked before the training set is built) (exit 2).
     """
+    from funnelguard.output_paths import expect_folder
     from funnelguard.warehouse import parse_date
     from model.job import run_training
     from model.trainset import build_training_set
 
     day = parse_date(as_of, flag="--as-of")
+    out_dir = expect_folder("--out", out_dir, "a model folder")  # before the training set
     cfg = config_for(project, config)
     training_set = build_training_set(project, engine, day, seed=cfg.run.seed,
                                       tasks=cfg.model.tasks)

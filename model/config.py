@@ -363,8 +363,10 @@ def bind_config(cfg: TrainConfig, stages: tuple[str, ...] | list[str],
 def config_from_dict(raw: Mapping[str, Any], where: str = "config") -> TrainConfig:
     """A validated :class:`TrainConfig` from nested mappings (missing sections: defaults)."""
     if not isinstance(raw, Mapping):
+        from contracts.yaml_lines import describe_yaml
+
         raise ConfigError(f"{where}: expected a mapping of sections {sorted(_SECTIONS)}, "
-                          f"found {type(raw).__name__}")
+                          f"found {describe_yaml(raw)}")
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {unknown}; expected some of "

@@ -40,7 +40,7 @@ from model.config import TrainConfig, bind_config
 from model.encoding import FeatureEncoder
 from model.errors import FeatureFrameError, TrainingAnomaly
 from model.intercepts import refit_intercepts
-from model.state import latest_checkpoint, read_checkpoint
+from model.state import resume_point
 from model.training import StepStats, Trainer
 from model.triage import TriageResult, triage
 
@@ -212,16 +212,16 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
     trainer = Trainer(net, data, config, out_dir=out, on_step=on_step)
     fingerprint = fingerprint_of(config, train, as_of, catalogue.key)
     trainer.fingerprint = {"fingerprint": fingerprint, "as_of": as_of}
-    pointer = latest_checkpoint(out)
-    if pointer and pointer.get("fingerprint") == fingerprint:
-        state, _ = read_checkpoint(out / "checkpoints" / pointer["path"])
-        trainer.restore(state)
-        trainer.resumed_from = state.step
+    resume = resume_point(out, fingerprint)  # a damaged latest checkpoint: the one before
+    if resume.state is not None:
+        trainer.restore(resume.state)
+        trainer.resumed_from = resume.state.step
     common = {"command": "train", "partition": as_of, "dataset": "training"}
     try:
         result = trainer.run()
     except TrainingAnomaly as exc:
-        return _stopped(trainer, exc, out, config, as_of, store_url, common, catalogue)
+        return _stopped(trainer, exc, out, config, as_of, store_url, common, catalogue,
+                        resume_note=resume.note)
     shifts = refit_intercepts(net, data) if config.run.refit_intercepts else {}
     holdout_losses = _holdout_losses(trainer, holdout, encoder, catalogue.keep)
     version = f"funnel-{as_of}-{fingerprint[:8]}"
@@ -239,7 +239,8 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
                       message=f"trained {result.steps} steps on {len(train)} rows with the guard "
                               f"on; no anomaly"
                               + (f" (resumed from step {result.resumed_from})"
-                                 if result.resumed_from is not None else ""))
+                                 if result.resumed_from is not None else "")
+                              + (f"; {resume.note}" if resume.note else ""))
     metrics = [Metric("train_loss", v, task=t) for t, v in result.final_losses.items()]
     metrics += [Metric("holdout_loss", v, task=t) for t, v in holdout_losses.items()]
     return RunResult(**common, findings=(finding,), metrics=tuple(metrics),
@@ -247,7 +248,8 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
 
 
 def _stopped(trainer: Trainer, exc: TrainingAnomaly, out: Path, config: TrainConfig, as_of: str,
-             store_url: str | None, common: dict[str, Any], catalogue: Catalogue) -> RunResult:
+             store_url: str | None, common: dict[str, Any], catalogue: Catalogue, *,
+             resume_note: str = "") -> RunResult:
     anomaly = exc.anomaly
     rows = trainer.plan.rows_for(anomaly.step)
     raw = trainer.data.raw.iloc[rows.numpy()]
@@ -280,7 +282,8 @@ def _stopped(trainer: Trainer, exc: TrainingAnomaly, out: Path, config: TrainCon
     task = anomaly.tasks[0] if len(anomaly.tasks) == 1 else None
     findings = [Finding("training_guard", False, "error", task=task, value=anomaly.kind,
                         threshold=anomaly.threshold, count=anomaly.step,
-                        message=f"{type(exc).__name__}: {anomaly.message}",
+                        message=f"{type(exc).__name__}: {anomaly.message}"
+                                + (f"; {resume_note}" if resume_note else ""),
                         examples=tuple(redactor.values(catalogue.key, raw[catalogue.key])
                                        .astype(str).head(3)))]
     if verdict is not None:

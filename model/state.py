@@ -6,13 +6,17 @@ network, optimizers, GradScaler, loss weighting, the guard's windows and the tor
 in a ring of reusable buffers (``copy_`` instead of fresh allocations), so taking one costs a
 memory copy of the model and optimizer state and nothing else. Checkpoints are written
 atomically (``*.tmp`` then rename) with a fingerprint of config and data, so a resume never
-continues a different run.
+continues a different run. :func:`resume_point` picks the checkpoint a resume starts from: the
+one ``latest.json`` names, else (truncated by a full disk, deleted, unreadable) the previous one
+of the two kept, else none (start over), saying which it skipped and why.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import pickle
+import zipfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +24,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["TrainingState", "SnapshotRing", "write_checkpoint", "read_checkpoint",
-           "latest_checkpoint", "CHECKPOINT_DIR"]
+__all__ = ["TrainingState", "SnapshotRing", "ResumePoint", "write_checkpoint", "read_checkpoint",
+           "latest_checkpoint", "resume_point", "CHECKPOINT_DIR"]
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -113,3 +117,70 @@ def read_checkpoint(path: Path) -> tuple[TrainingState, dict[str, Any]]:
     """Load a checkpoint written by :func:`write_checkpoint`."""
     doc = torch.load(path, map_location="cpu", weights_only=False)
     return TrainingState(doc["step"], doc["tensors"], doc["guard"], doc["rng"]), doc["meta"]
+
+
+# What torch.load raises on a checkpoint that is truncated, emptied, overwritten or gone:
+# OSError (a missing file; errno 22 from the zip reader), RuntimeError ("failed finding central
+# directory"), EOFError / UnpicklingError (a cut pickle), BadZipFile, KeyError / TypeError (a
+# document without the keys write_checkpoint writes).
+_UNREADABLE = (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, AttributeError,
+               zipfile.BadZipFile, pickle.UnpicklingError)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run starts.
+
+    Attributes:
+        state: the checkpoint's state, or None (start from step 0).
+        path: the checkpoint file it came from, or None.
+        skipped: ``(file name, why)`` of each checkpoint of this run that could not be read.
+    """
+
+    state: TrainingState | None
+    path: Path | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def note(self) -> str:
+        """One sentence for the run's message when a checkpoint was skipped, else empty."""
+        if not self.skipped:
+            return ""
+        bad = "; ".join(f"{name} ({why})" for name, why in self.skipped)
+        then = (f"resumed from the previous one, {self.path.name}" if self.path is not None
+                else "started over from step 0")
+        return f"checkpoint(s) could not be read: {bad}; {then}"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+
+
+def resume_point(out_dir: Path, fingerprint: str) -> ResumePoint:
+    """The newest readable checkpoint of the run with ``fingerprint`` under ``out_dir``.
+
+    The file ``latest.json`` names is tried first, then the other ``step-*.pt`` files, newest
+    first; a file whose fingerprint differs belongs to another run and is passed over in
+    silence. Without a pointer for this run nothing is resumed (a fresh run).
+    """
+    pointer = latest_checkpoint(out_dir)
+    if not pointer or pointer.get("fingerprint") != fingerprint:
+        return ResumePoint(None)
+    folder = Path(out_dir) / CHECKPOINT_DIR
+    named = [folder / Path(str(pointer["path"])).name] if pointer.get("path") else []
+    older = sorted((p for p in folder.glob("step-*.pt") if all(p != n for n in named)),
+                   reverse=True)
+    skipped: list[tuple[str, str]] = []
+    for path in (*named, *older):
+        try:
+            state, meta = read_checkpoint(path)
+        except _UNREADABLE as exc:
+            skipped.append((path.name, _why(exc)))
+            continue
+        if meta.get("fingerprint") != fingerprint:
+            continue
+        return ResumePoint(state, path, tuple(skipped))
+    return ResumePoint(None, None, tuple(skipped))

@@ -17,6 +17,7 @@ is measured again: in the run's own precision, and in fp32 under
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import re
 import warnings
@@ -27,7 +28,14 @@ from typing import Any
 import torch
 
 from model.errors import TrainingAnomaly
-from model.guard import Anomaly, GuardState, check_grad_norm, check_task_losses
+from model.guard import (
+    Anomaly,
+    BatchLabels,
+    GuardState,
+    check_grad_norm,
+    check_task_losses,
+    task_spike,
+)
 from model.state import TrainingState
 from model.training import Trainer
 
@@ -49,6 +57,7 @@ class ReplayRun:
     anomaly_ops: list[str]
     lr_scale: float = 1.0
     probe: dict[str, Any] | None = None
+    labels: dict[str, BatchLabels] = field(default_factory=dict)  # of the failing batch
 
     def final_losses(self) -> dict[str, float]:
         return self.losses.get(self.to_step, {})
@@ -59,7 +68,8 @@ class ReplayRun:
                 "losses": {str(k): v for k, v in self.losses.items()},
                 "grad_norm": self.grad_norm, "reproduced": self.reproduced,
                 "anomaly": self.anomaly, "anomaly_ops": self.anomaly_ops,
-                "lr_scale": self.lr_scale, "probe": self.probe}
+                "lr_scale": self.lr_scale, "probe": self.probe,
+                "labels": {t: dataclasses.asdict(b) for t, b in self.labels.items()}}
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,9 @@ def measure(trainer: Trainer, step: int, *, precision: str,
             detect_anomaly: bool = False) -> dict[str, Any]:
     """Forward and backward on batch ``step`` without updating anything (for the triage).
 
-    Returns per-task losses, the global gradient norm, the per-task probe and, under
-    ``detect_anomaly``, the names of the backward operations anomaly mode flagged.
+    Returns per-task losses, each task's :class:`~model.guard.BatchLabels` (what the guard's
+    spike rule weighs the loss against), the global gradient norm, the per-task probe and,
+    under ``detect_anomaly``, the names of the backward operations anomaly mode flagged.
     """
     rows = trainer.plan.rows_for(step)
     ops: list[str] = []
@@ -100,7 +111,8 @@ def measure(trainer: Trainer, step: int, *, precision: str,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with ctx:
-            losses = trainer._losses(rows, precision)
+            logits, losses = trainer._forward(rows, precision)
+            labels = trainer.batch_labels(rows, logits)
             values = {t: float(v.detach()) for t, v in losses.items()}
             if len(trainer.tasks) > 1:
                 try:
@@ -126,7 +138,7 @@ def measure(trainer: Trainer, step: int, *, precision: str,
     norm = trainer._grad_norm_and_clip()
     for opt in trainer.optimizers:
         opt.zero_grad(set_to_none=True)
-    return {"losses": values, "grad_norm": norm, "probe": probe,
+    return {"losses": values, "labels": labels, "grad_norm": norm, "probe": probe,
             "anomaly_ops": [o for o in ops if o]}
 
 
@@ -151,26 +163,28 @@ def replay(trainer: Trainer, state: TrainingState, to_step: int, *, precision: s
     losses[to_step] = m["losses"]
     cfg = trainer.config.guard
     guard = GuardState.from_dict(trainer.guard.to_dict(), cfg)
-    found = check_task_losses(to_step, m["losses"], guard, cfg)
+    found = check_task_losses(to_step, m["losses"], guard, cfg, m["labels"])  # as the run did
     dynamic = precision == "fp16" and trainer.scaler is not None
     if found is None and not (dynamic and not math.isfinite(m["grad_norm"])):
         found = check_grad_norm(to_step, m["grad_norm"], guard, cfg)
     probe = m["probe"]
     return ReplayRun(precision, detect_anomaly, state.step, to_step, losses, m["grad_norm"],
                      found is not None, found.kind if found else None, m["anomaly_ops"],
-                     lr_scale, {"norms": probe["norms"]} if probe else None)
+                     lr_scale, {"norms": probe["norms"]} if probe else None, m["labels"])
 
 
 def _anomalous_tasks(run: ReplayRun, guard: GuardState, probes: list[dict[str, Any]],
                      cfg) -> set[str]:
-    """Tasks whose replayed loss, or gradient share, stands out against their own history."""
+    """Tasks whose replayed loss, or gradient share, stands out against their own history.
+
+    A loss stands out by the guard's own rule (:func:`model.guard.task_spike`, weighed against
+    the batch's positives), so the triage never calls normal noise of a rare task a spike.
+    """
     flagged = set()
     for t, v in run.final_losses().items():
-        window = guard.loss.get(t)
-        med = window.median() if window is not None and len(window) else float("nan")
         if not math.isfinite(v) or v > cfg.max_task_loss:
             flagged.add(t)
-        elif math.isfinite(med) and med > 0 and v > cfg.loss_spike_ratio * max(window.quantile(0.9), med):
+        elif t in guard.loss and task_spike(t, v, guard, cfg, run.labels.get(t)) is not None:
             flagged.add(t)
     if run.probe and probes:
         for t, v in run.probe["norms"].items():

@@ -37,8 +37,32 @@ ENVIRONMENTS = ("offline", "online")  # the features contract's two sides
 
 
 def report_dir(html_dir: str | Path | None, partition: dt.date) -> Path:
-    """``html_dir``, else ``.funnelguard/reports/<partition>/`` in the working directory."""
-    return Path(html_dir) if html_dir else Path(".funnelguard") / "reports" / partition.isoformat()
+    """``html_dir``, else ``.funnelguard/reports/<partition>/`` in the working directory.
+
+    Raises:
+        InputError: ``html_dir`` is a regular file or lies under one (checked before any
+            monitor reads the warehouse, so a bad ``--html`` costs no run).
+    """
+    from funnelguard.output_paths import expect_folder
+
+    if html_dir:
+        return expect_folder("--html", html_dir)
+    return expect_folder("the report folder",
+                         Path(".funnelguard") / "reports" / partition.isoformat())
+
+
+def _sample_size(sample_size: int | None) -> int:
+    """``--sample-size``: None for the default, else more than ``LARGE_SAMPLE_ROWS`` rows."""
+    from funnelguard.errors import InputError
+    from monitors import drift
+
+    if sample_size is None:
+        return drift.DEFAULT_SAMPLE_SIZE
+    if isinstance(sample_size, bool) or sample_size <= drift.LARGE_SAMPLE_ROWS:
+        raise InputError(f"--sample-size: expected a number of rows above "
+                         f"{drift.LARGE_SAMPLE_ROWS} (Evidently's distance tests need more "
+                         f"than that), found {sample_size}")
+    return sample_size
 
 
 def _partition(partition: dt.date | str) -> dt.date:
@@ -123,6 +147,8 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
         sample_size: rows per column the drift tests use (default 20000, above 1000).
 
     Raises:
+        InputError: ``sample_size`` of 1000 rows or fewer, or ``html_dir`` a regular file
+            (both checked before anything is read).
         EmptyPartition: the partition has no rows offline or online.
         ContractShapeError: the features contract lacks an environment, key or partition.
     """
@@ -134,10 +160,10 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
     from monitors.skew import SKEW_ROLES, align_replay
 
     partition = _partition(partition)
+    sample_size = _sample_size(sample_size)
+    out_dir = report_dir(html_dir, partition)
     contract = project.features
     key, _ = _shape(contract)
-    out_dir = report_dir(html_dir, partition)
-    sample_size = sample_size or drift.DEFAULT_SAMPLE_SIZE
     roles = tuple(dict.fromkeys((*drift.DRIFT_ROLES, *SKEW_ROLES)))
     first, last = partition - dt.timedelta(days=REFERENCE_DAYS), partition - dt.timedelta(days=1)
     frames, windows, targets, profiles = {}, {}, {}, {}
@@ -214,6 +240,7 @@ def run_skew(project: Project, engine: Engine, partition: dt.date | str, *,
         html_dir: where ``skew.html`` goes (default ``.funnelguard/reports/<partition>/``).
 
     Raises:
+        InputError: ``html_dir`` is a regular file (checked before anything is read).
         EmptyPartition: the partition has no rows offline or online.
         ContractShapeError: the features contract lacks an environment, key or partition.
     """
@@ -222,6 +249,7 @@ def run_skew(project: Project, engine: Engine, partition: dt.date | str, *,
     from monitors.skew import SKEW_ROLES, replay_skew, skew_findings, skew_metrics
 
     partition = _partition(partition)
+    out_dir = report_dir(html_dir, partition)
     contract = project.features
     key, _ = _shape(contract)
     frames = {env: _read_day(engine, contract, env, partition,
@@ -231,7 +259,7 @@ def run_skew(project: Project, engine: Engine, partition: dt.date | str, *,
     report = replay_skew(frames["offline"], frames["online"], contract, key=key,
                          segments=_segments(project, contract, "offline"))
     findings = _since(skew_findings(report, contract), store_url, partition, contract.name)
-    path = write_summary(report_dir(html_dir, partition) / "skew.html",
+    path = write_summary(out_dir / "skew.html",
                          f"{contract.name} replay skew, {partition} (features ranked by mismatch rate)",
                          findings, personal=personal_fields(project.contracts.values()))
     return RunResult(command="skew", partition=partition.isoformat(), findings=tuple(findings),
@@ -265,6 +293,7 @@ def run_freshness(project: Project, engine: Engine, partition: dt.date | str, *,
         html_dir: where ``freshness.html`` goes (default ``.funnelguard/reports/<partition>/``).
 
     Raises:
+        InputError: ``html_dir`` is a regular file (checked before anything is read).
         ContractShapeError: a contract lacks its partition column or tables.
         InputError: a table or column the contract names is missing from the warehouse.
     """
@@ -275,6 +304,7 @@ def run_freshness(project: Project, engine: Engine, partition: dt.date | str, *,
     from monitors.reports import write_summary
 
     partition = _partition(partition)
+    out_dir = report_dir(html_dir, partition)
     contract = project.features
     _, part_col = _shape(contract, tuple(contract.tables) or ENVIRONMENTS)
     findings: list[Finding] = []
@@ -297,7 +327,7 @@ def run_freshness(project: Project, engine: Engine, partition: dt.date | str, *,
             message=(f"not checked: the impressions contract's table {table!r} is not in the "
                      "warehouse")))
     findings = _since(findings, store_url, partition, contract.name)
-    path = write_summary(report_dir(html_dir, partition) / "freshness.html",
+    path = write_summary(out_dir / "freshness.html",
                          f"{contract.name} freshness, {partition}", findings,
                          personal=personal_fields(project.contracts.values()))
     return RunResult(command="freshness", partition=partition.isoformat(),

@@ -58,6 +58,8 @@ class ReplayAlignment:
         duplicate_offline, duplicate_online: rows beyond the first of a repeated key.
         only_offline, only_online: distinct keys present on one side only.
         key: the key column joined on.
+        null_offline, null_online: rows with a null key (left out of the join and of the
+            duplicate count: a null matches nothing).
     """
 
     offline_rows: Any
@@ -69,6 +71,8 @@ class ReplayAlignment:
     only_offline: int
     only_online: int
     key: str = ""
+    null_offline: int = 0
+    null_online: int = 0
 
     @property
     def matched(self) -> int:
@@ -124,6 +128,9 @@ class SkewReport:
 def align_replay(offline: pd.DataFrame, online: pd.DataFrame, *, key: str) -> ReplayAlignment:
     """Match offline and online rows by ``key`` (the first row of each key takes part).
 
+    Rows with a null key take no part and are counted apart (``null_offline``,
+    ``null_online``), not as one repeated key.
+
     Args:
         offline, online: one partition of each environment's table.
         key: the key column both frames carry (the contract's ``key_column``).
@@ -132,9 +139,11 @@ def align_replay(offline: pd.DataFrame, online: pd.DataFrame, *, key: str) -> Re
     import pandas as pd
 
     off_keys, on_keys = offline[key], online[key]
-    off_dup, on_dup = off_keys.duplicated().to_numpy(), on_keys.duplicated().to_numpy()
-    off_first = np.flatnonzero(~off_dup)
-    on_first = np.flatnonzero(~on_dup)
+    off_null, on_null = off_keys.isna().to_numpy(), on_keys.isna().to_numpy()
+    off_dup = off_keys.duplicated().to_numpy() & ~off_null
+    on_dup = on_keys.duplicated().to_numpy() & ~on_null
+    off_first = np.flatnonzero(~off_dup & ~off_null)
+    on_first = np.flatnonzero(~on_dup & ~on_null)
     index = pd.Index(off_keys.to_numpy()[off_first])
     hit = index.get_indexer(on_keys.to_numpy()[on_first])
     found = hit >= 0
@@ -143,7 +152,7 @@ def align_replay(offline: pd.DataFrame, online: pd.DataFrame, *, key: str) -> Re
         n_offline=len(offline), n_online=len(online),
         duplicate_offline=int(off_dup.sum()), duplicate_online=int(on_dup.sum()),
         only_offline=len(off_first) - int(found.sum()), only_online=int((~found).sum()),
-        key=key,
+        key=key, null_offline=int(off_null.sum()), null_online=int(on_null.sum()),
     )
 
 
@@ -293,16 +302,23 @@ def _tolerance_text(s: FeatureSkew) -> str:
 
 def skew_findings(report: SkewReport, contract: Contract) -> list[Finding]:
     """Findings: ``replay_skew`` per feature (ranked) and per segment of a skewed feature,
-    ``replay_coverage`` for keys on one side only, ``replay_duplicate_keys`` per environment."""
+    ``replay_coverage`` for keys on one side only, ``replay_duplicate_keys`` and
+    ``replay_null_keys`` per environment."""
     a, name = report.alignment, contract.name
     policy = contract.default_policy
     findings = []
-    for env, dup, rows in (("offline", a.duplicate_offline, a.n_offline),
-                           ("online", a.duplicate_online, a.n_online)):
+    key = a.key or "key"
+    for env, dup, nulls, rows in (("offline", a.duplicate_offline, a.null_offline, a.n_offline),
+                                  ("online", a.duplicate_online, a.null_online, a.n_online)):
         findings.append(Finding(
             check="replay_duplicate_keys", passed=dup == 0, severity=policy.severity,
             environment=env, value=dup, threshold=0, count=rows, dataset=name,
-            message=f"{dup} of {rows} {env} rows repeat a key ({a.key or 'key'})"))
+            message=f"{dup} of {rows} {env} rows repeat a key ({key})"))
+        findings.append(Finding(
+            check="replay_null_keys", passed=nulls == 0, severity=policy.severity,
+            environment=env, value=nulls, threshold=0, count=rows, dataset=name,
+            message=f"{nulls} of {rows} {env} rows have a null key ({key}) and cannot be "
+                    "replayed"))
     one_sided = a.only_offline + a.only_online
     universe = a.matched + one_sided
     rate = one_sided / universe if universe else 0.0

@@ -134,7 +134,7 @@ def run_replay(project: Project, engine: Engine, partition: dt.date | str, *,
     from model.evaluation.replay import load_replay_frames, replay_scores
     from model.evaluation.scorers import resolve_scorer
     from model.evaluation.thresholds import ReplayThresholds
-    from model.evaluation.verdicts import replay_findings
+    from model.evaluation.verdicts import replay_findings, replay_input_findings
 
     ds = parse_date(partition)
     _, limits = _thresholds(project, thresholds)
@@ -157,7 +157,8 @@ def run_replay(project: Project, engine: Engine, partition: dt.date | str, *,
             metrics.append(Metric("score_skew_share", share, feature=feature, task=r.task,
                                   environment="online_vs_offline"))
     return RunResult(
-        command="replay", partition=ds.isoformat(), findings=replay_findings(replay, limits),
+        command="replay", partition=ds.isoformat(),
+        findings=(*replay_findings(replay, limits), *replay_input_findings(frames)),
         dataset=_model_name(scorer), environment="online_vs_offline", metrics=tuple(metrics),
         artifacts={"model": scorer.name},
         details={"replay": {**replay.to_json(), "project": project.name,

@@ -58,6 +58,9 @@ class ReplayFrames:
         features: the feature columns compared (the model's inputs).
         score_columns: task -> logged score column of ``served``.
         version: the model-version column of ``served``, or None.
+        unparseable: environment -> number column -> rows whose text is not a number
+            (replayed as missing, NULL); only columns with such rows.
+        tables: environment -> the features contract's table (for messages).
     """
 
     served: pd.DataFrame
@@ -69,6 +72,8 @@ class ReplayFrames:
     features: tuple[str, ...] = ()
     score_columns: Mapping[str, str] = field(default_factory=dict)
     version: str | None = None
+    unparseable: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    tables: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def model_version(self) -> str | None:
@@ -98,11 +103,31 @@ def request_column(project: Project) -> str | None:
     return None
 
 
+def _as_numbers(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
+    """Cast ``columns`` of ``frame`` to float in place; column -> rows whose value was text that
+    is not a number (now NaN), for the columns that had any."""
+    import pandas as pd
+
+    bad = {}
+    for name in columns:
+        if name not in frame.columns or pd.api.types.is_numeric_dtype(frame[name]):
+            continue
+        raw = frame[name]
+        numbers = pd.to_numeric(raw, errors="coerce")
+        lost = int((numbers.isna() & raw.notna()).sum())
+        frame[name] = numbers.astype("float64")
+        if lost:
+            bad[name] = lost
+    return bad
+
+
 def load_replay_frames(project: Project, engine: Engine, ds: dt.date) -> ReplayFrames:
     """Partition ``ds`` of the online table joined to the offline table and the impressions.
 
     A duplicated key (the ``duplicate_keys`` fault) keeps its first row. A model feature the
-    online environment does not declare is taken from the offline row (it cannot differ).
+    online environment does not declare is taken from the offline row (it cannot differ). The
+    contract's number columns (features and logged scores) are read as numbers; a cell of text
+    that is not one is replayed as missing and counted in ``unparseable``.
 
     Raises:
         EvaluationInputError: the partition has no served rows, or none with offline features.
@@ -133,6 +158,11 @@ def load_replay_frames(project: Project, engine: Engine, ds: dt.date) -> ReplayF
     served = served.loc[matched].reset_index(drop=True)
     ids = served[key]
     offline = offline.loc[ids].reset_index()
+    numeric = [f.name for f in contract.fields if f.name in features and f.is_numeric
+               and f.role != "category"]
+    unparseable = {env: bad for env, bad in (
+        ("online", _as_numbers(served, [*numeric, *scores.values()])),
+        ("offline", _as_numbers(offline, numeric))) if bad}
     for name in features:
         if name not in served.columns:
             served[name] = offline[name].to_numpy()
@@ -145,7 +175,9 @@ def load_replay_frames(project: Project, engine: Engine, ds: dt.date) -> ReplayF
         requests = requests.drop_duplicates(imp.key_column).set_index(imp.key_column)
         request_id = requests[request].reindex(ids).fillna("").to_numpy()
     return ReplayFrames(served, offline, request_id, ds, int((~matched).sum()), key=key,
-                        features=features, score_columns=scores, version=version)
+                        features=features, score_columns=scores, version=version,
+                        unparseable=unparseable,
+                        tables={"online": online_table, "offline": offline_table})
 
 
 def differing(online: pd.DataFrame, offline: pd.DataFrame, feature: str) -> np.ndarray:

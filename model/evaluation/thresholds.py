@@ -102,7 +102,9 @@ class ReplayThresholds:
 
 def _merge(cls: type, base: Any, doc: Any, where: str, tasks: tuple[str, ...]) -> Any:
     if not isinstance(doc, Mapping):
-        raise ThresholdsError(f"{where}: expected a mapping, found {type(doc).__name__}")
+        from contracts.yaml_lines import describe_yaml
+
+        raise ThresholdsError(f"{where}: expected a mapping, found {describe_yaml(doc)}")
     known = {f.name: f for f in dataclasses.fields(cls)}
     changes: dict[str, Any] = {}
     for key, value in doc.items():

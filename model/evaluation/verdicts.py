@@ -7,7 +7,8 @@ constant scores), ``eval_sample_size`` (too few positives for a verdict), ``eval
 Verdicts on the whole holdout are error-severity; per-segment verdicts are warnings (segments are
 small and many, and a warning never fails the run).
 
-Replay: ``score_replay_logged`` (error when the serving model does not reproduce its own logged
+Replay: ``score_replay_inputs`` (error: a number column of the served or offline features
+holds text that is not a number; those cells are replayed as missing), ``score_replay_logged`` (error when the serving model does not reproduce its own logged
 scores; info for a candidate, which is not expected to), ``score_replay_skew`` (error: online vs
 offline scores differ beyond the tolerated relative mean absolute difference),
 ``score_replay_rank_moves`` (warning) and ``score_replay_contributor`` (one per feature that
@@ -22,10 +23,10 @@ from collections.abc import Iterable
 from funnelguard.findings import Finding
 from model.evaluation.bootstrap import Estimate
 from model.evaluation.evaluate import SliceEvaluation
-from model.evaluation.replay import ScoreReplay, TaskReplay
+from model.evaluation.replay import ReplayFrames, ScoreReplay, TaskReplay
 from model.evaluation.thresholds import EvaluationThresholds, ReplayThresholds
 
-__all__ = ["evaluation_findings", "replay_findings"]
+__all__ = ["evaluation_findings", "replay_findings", "replay_input_findings"]
 
 
 def _where(s: SliceEvaluation) -> str:
@@ -152,6 +153,22 @@ def _logged_finding(r: TaskReplay, replay: ScoreReplay) -> Finding | None:
                    message=f"{r.task}: candidate {replay.model} on served features vs the logged "
                            f"scores: mean |difference| {r.logged_mad:.5f} (a different model; "
                            f"for reference)")
+
+
+def replay_input_findings(frames: ReplayFrames) -> tuple[Finding, ...]:
+    """``score_replay_inputs``: one failing finding per number column with text in it, else
+    one passing finding."""
+    rows = len(frames.served)
+    out = [Finding("score_replay_inputs", passed=False, severity="error", feature=column,
+                   environment=env, value=n, threshold=0, count=n,
+                   message=f"{n} of {rows} replayed rows of {frames.tables.get(env, env)} have "
+                           f"text that is not a number in {column}; replayed as missing")
+           for env, columns in frames.unparseable.items() for column, n in columns.items()]
+    if out:
+        return tuple(out)
+    return (Finding("score_replay_inputs", passed=True, severity="error", value=0, threshold=0,
+                    count=rows, message=f"every number column of the {rows} replayed rows "
+                                        "holds numbers"),)
 
 
 def replay_findings(replay: ScoreReplay, t: ReplayThresholds) -> tuple[Finding, ...]:

@@ -357,6 +357,29 @@ def test_init_explicit_parts_and_no_overwrite(marketplace, tmp_path):
     assert init_project(tmp_path / "p", marketplace.warehouse_url, parts=parts, force=True)
 
 
+def test_init_refuses_before_profiling(marketplace, tmp_path, monkeypatch):
+    """An existing project, a folder that is a file, a --key-column / --partition-column no
+    table has: each refused before one table is profiled."""
+    import contracts.scaffold as scaffold
+
+    def profiled(*args, **kwargs):
+        raise AssertionError("profiled the warehouse before refusing")
+
+    monkeypatch.setattr(scaffold, "profile_table", profiled)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "funnelguard.yaml").write_text("name: mine\n")
+    with pytest.raises(InitError, match="found existing files .*funnelguard.yaml.*--force"):
+        init_project(tmp_path / "p", marketplace.warehouse_url)
+    (tmp_path / "f").write_text("x\n")
+    with pytest.raises(InputError, match="expected a project folder, found a regular file"):
+        init_project(tmp_path / "f", marketplace.warehouse_url)
+    for flag in ("key_column", "partition_column"):
+        with pytest.raises(InitError, match=rf"--{flag.replace('_', '-')}: expected a column of "
+                                            r"at least one of tables \[.*\], found 'nope'"):
+            init_project(tmp_path / "new", marketplace.warehouse_url, **{flag: "nope"})
+    assert not (tmp_path / "new").exists()
+
+
 def test_init_explicit_missing_table(marketplace, tmp_path):
     with pytest.raises(InputError, match="expected table 'requests' .* no such table"):
         init_project(tmp_path / "p", marketplace.warehouse_url, tables=["requests"])

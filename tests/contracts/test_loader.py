@@ -156,8 +156,25 @@ def test_missing_file_names_the_packaged_contracts(tmp_path):
 def test_top_level_must_be_a_mapping(tmp_path):
     path = tmp_path / "list.yaml"
     path.write_text("- a\n- b\n")
-    with pytest.raises(ContractError, match=r"list.yaml:1: expected a mapping"):
+    with pytest.raises(ContractError, match=r"list.yaml:1: expected a mapping.*found a list"):
         load_contract(path)
+    empty = tmp_path / "empty.yaml"
+    empty.write_bytes(b"")
+    with pytest.raises(ContractError, match=r"empty.yaml:1: expected a mapping.*found an empty "
+                                            r"document"):
+        load_contract(empty)
+
+
+def test_a_project_file_linted_as_a_contract_is_named_as_one(tmp_path):
+    path = tmp_path / "funnelguard.yaml"
+    path.write_text("name: demo\ncontracts: {impressions: i.yaml, features: f.yaml, "
+                    "labels: l.yaml}\nwarehouse: sqlite:///w.db\n")
+    problems = lint_contract(path)
+    first = next(p for p in problems if "looks like a funnelguard project file" in p.message)
+    assert first.line == 1 and first.message.startswith("expected a contract file")
+    assert "contracts lint --project PATH" in first.hint
+    warehouse = next(p for p in problems if "unknown key `warehouse`" in p.message)
+    assert "did you mean" not in warehouse.hint  # never `warehouse` for `warehouse`
 
 
 def test_packaged_contracts_lint_clean():

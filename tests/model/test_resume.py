@@ -75,3 +75,49 @@ def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
     other = run_training(data, tmp_path / "m", tiny_config(optim={"lr": 1e-3},
                                                            run={"checkpoint_every": 3}))
     assert other.status == "pass" and "resumed" not in other.findings[0].message
+
+
+def _checkpoints(out: Path, steps: tuple[int, ...], fingerprint: str = "f") -> Path:
+    from model.state import TrainingState, write_checkpoint
+
+    for step in steps:
+        state = TrainingState(step, {"w": torch.full((2,), float(step))}, {}, torch.get_rng_state())
+        write_checkpoint(out, state, {"fingerprint": fingerprint})
+    return out / "checkpoints"
+
+
+def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    from model.state import resume_point
+
+    folder = _checkpoints(tmp_path, (5, 10))
+    latest = folder / "step-0000010.pt"
+    latest.write_bytes(latest.read_bytes()[:100])
+    point = resume_point(tmp_path, "f")
+    assert point.state is not None and point.state.step == 5
+    assert torch.equal(point.state.tensors["w"], torch.full((2,), 5.0))
+    assert point.skipped[0][0] == "step-0000010.pt"
+    assert "step-0000010.pt (" in point.note and "resumed from the previous one, step-0000005.pt" \
+        in point.note
+
+
+def test_no_readable_checkpoint_starts_over_and_says_so(tmp_path):
+    from model.state import resume_point
+
+    folder = _checkpoints(tmp_path, (5, 10))
+    (folder / "step-0000010.pt").unlink()
+    (folder / "step-0000005.pt").write_bytes(b"")
+    point = resume_point(tmp_path, "f")
+    assert point.state is None
+    assert [name for name, _ in point.skipped] == ["step-0000010.pt", "step-0000005.pt"]
+    assert "step-0000010.pt (no such file)" in point.note and "started over from step 0" in point.note
+
+
+def test_a_checkpoint_of_another_run_is_never_a_fallback(tmp_path):
+    from model.state import resume_point
+
+    _checkpoints(tmp_path, (5,), fingerprint="other")
+    folder = _checkpoints(tmp_path, (10,))  # this run's pointer; step 5 belongs to another
+    (folder / "step-0000010.pt").unlink()
+    point = resume_point(tmp_path, "f")
+    assert point.state is None and [n for n, _ in point.skipped] == ["step-0000010.pt"]
+    assert resume_point(tmp_path, "nobody").skipped == ()  # no pointer of that run: fresh

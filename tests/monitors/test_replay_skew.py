@@ -126,3 +126,19 @@ def test_the_join_key_is_the_contracts_primary_key(frames, small_contract):
     with pytest.raises(KeyError, match="primaryKey"):
         replay_skew(offline, online, dataclasses.replace(
             small_contract, fields=tuple(f for f in fields if f.name != "req")))
+
+
+def test_null_keys_are_counted_apart_not_as_a_repeated_key(small_contract):
+    offline = pd.DataFrame({"impression_id": ["a", None, "b", None, None], "user_id": ["u"] * 5,
+                            "income": [1.0] * 5, "ctr": [0.1] * 5, "odds": [0.1] * 5,
+                            "device_type": ["ios"] * 5})
+    online = offline.iloc[[0, 2]].reset_index(drop=True)
+    report = replay_skew(offline, online, small_contract)
+    a = report.alignment
+    assert (a.matched, a.duplicate_offline, a.null_offline, a.only_offline) == (2, 0, 3, 0)
+    by = {(f.check, f.environment): f for f in skew_findings(report, small_contract)}
+    assert by[("replay_duplicate_keys", "offline")].passed
+    nulls = by[("replay_null_keys", "offline")]
+    assert not nulls.passed and nulls.value == 3
+    assert nulls.message.startswith("3 of 5 offline rows have a null key (impression_id)")
+    assert by[("replay_null_keys", "online")].passed

@@ -230,14 +230,9 @@ CASES: tuple[Case, ...] = (
     Case("chunk_rows_negative", (*V, *DATE, "--env", "offline", "--chunk-rows", "-5"), 2,
          "expected a positive number, found -5", ONE),
     Case("drift_sample_size_5", ("drift", "{where}", *DATE, "--sample-size", "5",
-                                 "--html", "{tmp}/html"), 2, "--sample-size",
-         xfail="ValueError traceback, exit 1: monitors/commands.py:run_drift passes "
-               "--sample-size unchecked to monitors/drift.py:profile_frame, which raises a "
-               "bare ValueError after the partitions were read", subprocess=True),
+                                 "--html", "{tmp}/html"), 2, "--sample-size", subprocess=True),
     Case("drift_sample_size_0", ("drift", "{where}", *DATE, "--sample-size", "0",
-                                 "--html", "{tmp}/html"), 2, "--sample-size", MKT,
-         xfail="silently runs with the default: monitors/commands.py:run_drift "
-               "`sample_size or drift.DEFAULT_SAMPLE_SIZE` treats 0 as unset (exit 0)"),
+                                 "--html", "{tmp}/html"), 2, "--sample-size", MKT),
     Case("window_days_zero", ("gate", "{where}", "--as-of", "{as_of}", "--window-days", "0"), 2,
          "--window-days: expected a positive number of days, found 0"),
     Case("window_days_negative", ("gate", "{where}", "--as-of", "{as_of}", "--window-days",
@@ -311,9 +306,7 @@ CASES: tuple[Case, ...] = (
     Case("project_missing_file", (*V, "--project", "{tmp}/nowhere.yaml", *DATE, "--env",
                                   "offline"), 2, "found no file at {tmp}/nowhere.yaml", ONE),
     Case("project_a_list", (*V, "--project", "{list_yaml}", *DATE, "--env", "offline"), 2,
-         "{list_yaml}:1: expected a mapping with `contracts:` at the top, found a list", ONE,
-         xfail="says 'found LineList' (an internal class name): funnelguard/project.py:280 "
-               "formats type(doc).__name__"),
+         "{list_yaml}:1: expected a mapping with `contracts:` at the top, found a list", ONE),
     Case("project_binary_file", (*V, "--project", "{binary}", *DATE, "--env", "offline"), 2,
          "{binary}:2: expected UTF-8 text, found byte 0x80", ONE),
     Case("project_bad_yaml", (*V, "--project", "{bad_yaml}", *DATE, "--env", "offline"), 2,
@@ -364,30 +357,14 @@ CASES: tuple[Case, ...] = (
     Case("alerts_flush_json_under_a_file", ("alerts", "flush", "--json", "{file}/r.json"), 2,
          "--json {file}/r.json: expected a file path it can write", ONE),
     Case("drift_html_onto_a_file", ("drift", "{where}", *DATE, "--html", "{file}"), 2,
-         "--html", MKT,
-         xfail="FileExistsError traceback, exit 1, after the whole drift ran: "
-               "monitors/reports.py:write_evidently_drift mkdir()s --html over a regular file; "
-               "monitors/commands.py:run_drift (and run_skew, run_freshness) should check "
-               "--html before reading"),
+         "--html", MKT),
     Case("train_out_onto_a_file", ("train", "{where}", "--as-of", "{as_of}", "--out", "{file}",
-                                   "--config", "{train_config}"), 2, "--out",
-         xfail="FileExistsError traceback, exit 1: model/job.py:run_training out.mkdir() over "
-               "a regular file, after the training set was built; model/commands.py:run_train "
-               "should check --out before build_training_set"),
+                                   "--config", "{train_config}"), 2, "--out"),
     Case("infer_out_onto_a_directory", ("contracts", "infer", "--table", "{offline}", "{wh}",
-                                        "--out", "{dir}"), 2, "--out", MKT,
-         xfail="IsADirectoryError traceback, exit 1, after profiling: "
-               "contracts/scaffold_cli.py:infer_handler write_text()s the draft onto a "
-               "directory"),
+                                        "--out", "{dir}"), 2, "--out", MKT),
     Case("infer_out_under_a_file", ("contracts", "infer", "--table", "{offline}", "{wh}",
-                                    "--out", "{file}/draft.yaml"), 2, "--out", MKT,
-         xfail="FileExistsError traceback, exit 1, after profiling: "
-               "contracts/scaffold_cli.py:infer_handler mkdir()s the parent of --out under a "
-               "regular file"),
-    Case("init_into_a_file", ("init", "{file}", "{wh}"), 2, "{file}", MKT,
-         xfail="NotADirectoryError traceback, exit 1, after profiling: "
-               "contracts/scaffold.py:init_project mkdir()s DIR/contracts with DIR a regular "
-               "file"),
+                                    "--out", "{file}/draft.yaml"), 2, "--out", MKT),
+    Case("init_into_a_file", ("init", "{file}", "{wh}"), 2, "{file}", MKT),
     # -- training, evaluation, replay, explain -----------------------------------------------
     Case("train_config_missing", ("train", "{where}", "--as-of", "{as_of}", "--out",
                                   "{tmp}/model", "--config", "{tmp}/nowhere.yaml"), 2,
@@ -441,13 +418,9 @@ CASES: tuple[Case, ...] = (
     Case("lint_bad_yaml", ("contracts", "lint", "{bad_yaml}"), 2,
          "{bad_yaml}:3: not valid YAML", ONE, subprocess=True),
     Case("lint_empty_file", ("contracts", "lint", "{empty}"), 2, "{empty}:1: expected a mapping "
-         "(an ODCS v3 document) at the top, found an empty document", ONE,
-         xfail="says 'found NoneType' (a Python type name): contracts/loader.py:69 formats "
-               "type(doc).__name__; an empty file should read 'found an empty document'"),
+         "(an ODCS v3 document) at the top, found an empty document", ONE),
     Case("lint_a_list", ("contracts", "lint", "{list_yaml}"), 2,
-         "at the top, found a list", ONE,
-         xfail="says 'found LineList' (an internal class name): contracts/loader.py:69 formats "
-               "type(doc).__name__; a YAML sequence should read 'found a list'"),
+         "at the top, found a list", ONE),
     Case("lint_a_directory", ("contracts", "lint", "{dir}"), 2,
          "{dir}: expected a contract file, found a directory", ONE),
     Case("lint_project_empty", ("contracts", "lint", "--project", "{empty}"), 2,
@@ -478,15 +451,9 @@ CASES: tuple[Case, ...] = (
                                     "sqlite:///{tmp}/nothere.db"), 2,
          "found no file at {tmp}/nothere.db", ONE),
     Case("init_unknown_key_column", ("init", "{tmp}/draft", "{wh}", "--key-column", "nope"), 2,
-         "--key-column", MKT,
-         xfail="silently ignored, exit 0 and drafts written: contracts/scaffold.py:_profiles "
-               "keeps --key-column only for tables that have it (`key_column if key_column in "
-               "names else None`) and init_project never says that no table has it"),
+         "--key-column", MKT),
     Case("init_unknown_partition_column", ("init", "{tmp}/draft", "{wh}", "--partition-column",
-                                           "nope"), 2, "--partition-column", MKT,
-         xfail="silently ignored, exit 0 and drafts written: contracts/scaffold.py:_profiles "
-               "keeps --partition-column only for tables that have it; init_project never "
-               "says that no table has it"),
+                                           "nope"), 2, "--partition-column", MKT),
     # -- alerts ------------------------------------------------------------------------------
     Case("mute_forever", ("alerts", "mute", "{fingerprint}", "--for", "forever", "--reason",
                           "noisy"), 2,
@@ -589,11 +556,6 @@ CORRUPTIONS: tuple[Corruption, ...] = (
     Corruption("text_in_a_served_feature_replay",
                ("UPDATE {online} SET {online_number} = 'n/a' WHERE " + _some("{online}", 5),),
                ("replay", "{where}", *DATE, "--model", "served"), (1, 2), "{online_number}", ONE,
-               xfail="ValueError traceback (could not convert string to float: 'n/a'), exit 1: "
-                     "model/evaluation/replay.py:replay_scores hands the served frame, text "
-                     "cells and all, to the scorer (funnelguard/simulator/funnel.py:_numeric "
-                     "np.asarray(dtype=float64) raises); coerce the contract's numeric columns "
-                     "and report the unparseable rows as a finding",
                why="either a finding on the column (1) or a clear input error naming it (2)"),
     Corruption("float_in_an_integer_column",
                ("UPDATE {offline} SET {integer} = 700.5 WHERE " + _some("{offline}"),),
@@ -604,10 +566,7 @@ CORRUPTIONS: tuple[Corruption, ...] = (
     Corruption("null_keys_skew", ("!nullable {offline} {key_col}",
                                   "UPDATE {offline} SET {key_col} = NULL WHERE "
                                   + _some("{offline}")),
-               ("skew", "{where}", *DATE, "--html", "{tmp}/html"), 1, "null key", ONE,
-               xfail="NULL keys are reported as '2 of N offline rows repeat a key': "
-                     "monitors/skew.py counts the NULL-key rows as one duplicate group; it "
-                     "should say how many rows have a null key"),
+               ("skew", "{where}", *DATE, "--html", "{tmp}/html"), 1, "null key", ONE),
     Corruption("duplicate_keys", ("INSERT INTO {offline} SELECT * FROM {offline} WHERE "
                                   "{part_col} = '{day}' LIMIT 4",),
                VAL_OFF, 1, "rows of {key_col} repeat a key that must be unique"),

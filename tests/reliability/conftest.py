@@ -3,6 +3,12 @@ PostgreSQL cluster that a test may stop in the middle of a write.
 
 - ``spool`` (autouse): ``$FUNNELGUARD_SPOOL`` points into the test's tmp folder, so a test
   whose store fails never spools into the working directory; the fixture is that folder.
+- ``open_log_streams`` (autouse): log handlers a library bound to an earlier test's captured
+  (now closed) stderr are pointed at the open one before each test; else a test that runs the
+  CLI without :func:`tests.reliability.cases.run_in_process` sees logging's own "--- Logging
+  error ---" traceback (importing Airflow's Slack webhook hook, which ``alerts flush`` delivers
+  through, configures Airflow's logging: an INFO handler on the root logger, which Alembic's
+  "Context impl" line then reaches).
 - ``throwaway_pg``: a PostgreSQL cluster of the tests' own (``initdb`` from
   /usr/lib/postgresql/*/bin, run as user ``postgres`` when the tests run as root) on a free
   port of 127.0.0.1; ``.url``, ``.stop(mode)``, ``.start()``. Shared by the session: a test
@@ -28,6 +34,13 @@ def spool(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "spool"
     monkeypatch.setenv("FUNNELGUARD_SPOOL", str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def open_log_streams() -> None:
+    from tests.reliability.cases import _rebind_logging_streams
+
+    _rebind_logging_streams()
 
 
 def _free_port() -> int:

@@ -142,24 +142,21 @@ def _delete_latest(folder: Path) -> None:
     max(folder.glob("step-*.pt")).unlink()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "OSError traceback (Errno 22 from torch's zip reader), exit 1: model/job.py:run_training "
-    "hands the pointer's file to model/state.py:read_checkpoint, whose torch.load raises on a "
-    "truncated file; it should fall back to the previous checkpoint (two are "
-    "kept) or start over, and say so in the training_guard finding"))
 def test_marketplace_resume_with_a_truncated_checkpoint(killed, run_cli, capsys, tmp_path):
     """The disk filled after the kill: the latest checkpoint is cut short."""
     out, _, outcome = _resume(killed, run_cli, capsys, tmp_path, damage=_truncate_latest)
     assert_outcome(outcome, 0, "pass")
+    guard = outcome.result.findings[0]
+    assert f"step-{KILL_AT:07d}.pt (" in guard.message and "could not be read" in guard.message
+    assert f"resumed from step {KILL_AT - 5}" in guard.message  # the previous of the two kept
     _same_weights(killed["straight"], out)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FileNotFoundError traceback, exit 1: model/job.py:run_training trusts "
-    "checkpoints/latest.json and model/state.py:read_checkpoint torch.loads a file that is "
-    "gone; it should fall back to the previous checkpoint or start over"))
 def test_marketplace_resume_with_the_checkpoint_gone(killed, run_cli, capsys, tmp_path):
     """Someone cleaned the checkpoint the pointer names."""
     out, _, outcome = _resume(killed, run_cli, capsys, tmp_path, damage=_delete_latest)
     assert_outcome(outcome, 0, "pass")
+    guard = outcome.result.findings[0]
+    assert f"step-{KILL_AT:07d}.pt (no such file)" in guard.message
+    assert f"resumed from step {KILL_AT - 5}" in guard.message
     _same_weights(killed["straight"], out)
