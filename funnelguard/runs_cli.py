@@ -19,7 +19,7 @@ __all__ = ["register", "list_runs", "show_run"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``runs list`` and ``runs show``."""
     runs = subparsers.add_parser("runs", help="read stored runs back from the results store",
-                                 description=__doc__.splitlines()[0])
+                                 description='Read stored runs back from the results store: list them (newest first) or show one with its findings.')
     sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", parser_class=type(runs))
     sub.required = True
     ls = sub.add_parser("list", help="stored runs, newest first")

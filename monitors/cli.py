@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from funnelguard.cli import add_common_flags
 
     for name, help_text in _HELP.items():
-        parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        parser = subparsers.add_parser(name, help=help_text, description=help_text[0].upper()
+                                       + help_text[1:] + ".")
         add_common_flags(parser, contract="features")
         parser.add_argument("--html", default=None, metavar="DIR",
                             help="write HTML reports here (default .funnelguard/reports/<date>/)")

@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``gate`` command."""
     parser = subparsers.add_parser(
         "gate", help="label-maturity gate: exit 1 means training must not run",
-        description=__doc__.splitlines()[0])
+        description="May training run on the window ending at the as-of date? One finding per "
+                    "check and stage (label_maturity, label_freshness, label_completeness, "
+                    "gate). Exit codes: 0 training may run, 1 it must not, 2 bad input, "
+                    "3 environment failure.")
     add_common_flags(parser, date="--as-of", contract="labels")
     parser.add_argument("--window-days", type=int, default=None, metavar="N",
                         help="training window: the N days before the as-of date (default: the "

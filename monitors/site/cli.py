@@ -20,7 +20,7 @@ DEFAULT_PORT = 8000
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``site build`` and ``site serve`` to the ``funnelguard`` command."""
     site = subparsers.add_parser("site", help="the results site: static HTML from the store",
-                                 description=__doc__.splitlines()[0])
+                                 description='Build the static results site from the store (site build) or serve a built one on 127.0.0.1 (site serve).')
     sub = site.add_subparsers(dest="site_command", metavar="ACTION", parser_class=type(site))
     sub.required = True
     build = sub.add_parser("build", help="write the site from the results store",

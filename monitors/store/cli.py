@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     """Add ``store sync`` to the ``funnelguard`` parser."""
     store = subparsers.add_parser(
         "store", help="the results store: write runs kept in the local spool (sync)",
-        description=__doc__.splitlines()[0])
+        description='Write the runs kept in the local spool (a store that could not take them) to the results store, each once.')
     actions = store.add_subparsers(dest="store_action", metavar="ACTION",
                                    parser_class=type(store))
     actions.required = True
