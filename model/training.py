@@ -399,10 +399,9 @@ class Trainer:
         writer = self._writer()
         bar = None
         if run.progress:
-            from tqdm import tqdm
+            from funnelguard.progress import progress
 
-            bar = tqdm(total=self.total_steps, initial=self.start_step, desc="train",
-                       unit="step", leave=False)
+            bar = progress(self.total_steps, "train", unit="step", initial=self.start_step)
         self.net.train()
         try:
             for step in range(self.start_step, self.total_steps):

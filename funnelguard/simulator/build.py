@@ -131,9 +131,9 @@ def simulate(engine: Engine, config: SimConfig, *, replace: bool = False,
     total = sum(len(f) for f in frames.values())
     bar = None
     if progress:
-        from tqdm import tqdm
+        from funnelguard.progress import progress as progress_bar
 
-        bar = tqdm(total=total, unit="row", desc="writing warehouse", file=sys.stderr)
+        bar = progress_bar(total, "writing warehouse", unit="row", stream=sys.stderr)
     try:
         _prepare(engine, replace)
         with engine.begin() as conn:
