@@ -167,6 +167,10 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
     roles = tuple(dict.fromkeys((*drift.DRIFT_ROLES, *SKEW_ROLES)))
     first, last = partition - dt.timedelta(days=REFERENCE_DAYS), partition - dt.timedelta(days=1)
     frames, windows, targets, profiles = {}, {}, {}, {}
+    from funnelguard.progress import progress
+
+    # per environment: the day and its window read and profiled, then the window compared
+    bar = progress(2 * len(ENVIRONMENTS) + 1, "drift", unit="stage")
     for env in ENVIRONMENTS:
         cols = _columns(contract, env, roles, key, _segments(project, contract, env))
         frames[env] = _read_day(engine, contract, env, partition, cols)
@@ -174,9 +178,11 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
         targets[env] = drift.drift_targets(contract, (env,))
         profiles[env] = drift.profile_frame(frames[env], targets[env], sample_size=sample_size,
                                             seed=1 if env == "online" else 0)
+        bar.update(1)
     both = drift.drift_targets(contract, ENVIRONMENTS)
     results = {"online_vs_offline": drift.compare_profiles(profiles["offline"], profiles["online"],
                                                            both, "online_vs_offline")}
+    bar.update(1)
     window_profiles = {}
     findings: list[Finding] = []
     for env in ENVIRONMENTS:
@@ -188,6 +194,8 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
         window_profiles[env] = drift.profile_frame(windows[env], targets[env],
                                                    sample_size=sample_size, seed=2)
         results[env] = drift.compare_profiles(window_profiles[env], profiles[env], targets[env], env)
+        bar.update(1)
+    bar.close()
     # Same-day online vs offline drift is training/serving skew: the contract's policy (error).
     # Drift against the trailing window is often a real change in the population (a day's mix
     # of users), so it warns unless the field's contract names a drift policy.

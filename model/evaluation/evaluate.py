@@ -160,6 +160,9 @@ def evaluate_predictions(
     seg_masks = _segments(frame, segments)
     slices: list[SliceEvaluation] = []
     extra: list[Finding] = []
+    from funnelguard.progress import progress
+
+    bar = progress(len(tasks) * (1 + len(seg_masks)), "evaluate", unit="slice")
     for task in tasks:
         known = frame[f"mask_{task}"].to_numpy(dtype=bool)
         y_all = frame[f"label_{task}"].to_numpy(dtype=np.float64)
@@ -185,6 +188,8 @@ def evaluate_predictions(
                 task, segment, y_all[take], np.ones(take.sum()) if w_all is None else w_all[take],
                 {k: np.asarray(v, dtype=np.float64)[take] for k, v in vectors.items()},
                 bootstrap))
+            bar.update(1)
+    bar.close()
     from model.evaluation.verdicts import evaluation_findings
 
     return Evaluation(tuple(slices), (*extra, *evaluation_findings(slices, thresholds)))
