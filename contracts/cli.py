@@ -13,9 +13,10 @@ import argparse
 import json
 import sys
 
+from funnelguard.project import FEATURES, PARTS
+
 __all__ = ["register"]
 
-_DATASETS = ("impressions", "features", "labels")  # contracts.commands.DATASETS, without importing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_flags(p, contract="--dataset")
     p.add_argument("--env", required=True, choices=("offline", "online"),
                    help="which environment's table to validate")
-    p.add_argument("--dataset", choices=_DATASETS, default="features",
+    p.add_argument("--dataset", choices=PARTS, default=FEATURES,
                    help="which of the project's contracts to validate (default features)")
     p.add_argument("--chunk-rows", type=int, default=200_000, metavar="N",
                    help="rows per chunk; memory grows with this, not the partition (default 200000)")

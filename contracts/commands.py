@@ -13,6 +13,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from funnelguard.errors import InputError
+from funnelguard.project import FEATURES, PARTS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -24,11 +25,11 @@ if TYPE_CHECKING:
 __all__ = ["run_validate", "contract_to_validate", "DATASETS"]
 
 # The parts of a project ``validate`` can check (``--dataset``); a contract name works too.
-DATASETS: tuple[str, ...] = ("impressions", "features", "labels")
+DATASETS: tuple[str, ...] = PARTS
 
 
 def run_validate(project: Project, engine: Engine, partition: dt.date | str, *,
-                 environment: str, dataset: str = "features",
+                 environment: str, dataset: str = FEATURES,
                  chunk_rows: int = 200_000) -> RunResult:
     """Validate one partition of a project contract's table for one environment.
 

@@ -25,10 +25,10 @@ from sqlalchemy.engine import Engine
 from contracts.infer import draft_document, draft_header, label_pairs, render_contract
 from contracts.profile import TableProfile, profile_table
 from funnelguard.errors import InputError
+from funnelguard.project import FEATURES, IMPRESSIONS, LABELS, PARTS
 
 __all__ = ["InitError", "PARTS", "parse_tables", "guess_parts", "maturity_windows", "init_project"]
 
-PARTS = ("impressions", "features", "labels")
 PASSWORD_VAR = "FUNNELGUARD_WAREHOUSE_PASSWORD"
 _ONLINE = re.compile(r"online|serv|log|live|realtime|stream", re.IGNORECASE)
 _OFFLINE = re.compile(r"offline|batch|train|snapshot|hist", re.IGNORECASE)
@@ -57,7 +57,7 @@ def parse_tables(specs: Sequence[str] | None) -> tuple[list[str], dict[str, list
                                 f"found {part!r}")
             if part in parts:
                 raise InitError(f"--tables: part {part!r} is named twice")
-            limit = 2 if part == "features" else 1
+            limit = 2 if part == FEATURES else 1
             if not 1 <= len(listed) <= limit:
                 raise InitError(f"--tables {spec}: expected {limit} table(s) for {part} "
                                 f"(features=OFFLINE[,ONLINE]), found {len(listed)}")
@@ -72,10 +72,8 @@ def _shared(a: TableProfile, b: TableProfile) -> float:
 
 
 def _hint(part: str) -> str:
-    example = {"impressions": "impressions=ranking_requests",
-               "features": "features=features_batch,features_served",
-               "labels": "labels=outcomes"}[part]
-    return f"name it with --tables {example}"
+    tables = "OFFLINE_TABLE,ONLINE_TABLE" if part == FEATURES else "TABLE"
+    return f"name it with --tables {part}={tables}"
 
 
 def _one(part: str, candidates: list[str], why: str, considered: Sequence[str]) -> str:
@@ -111,18 +109,18 @@ def guess_parts(profiles: Mapping[str, TableProfile], given: Mapping[str, Sequen
     def free() -> list[str]:
         return [t for t in profiles if all(t not in ts for ts in parts.values())]
 
-    if "labels" not in parts:
+    if LABELS not in parts:
         most = max((len(label_pairs(profiles[t])) for t in free()), default=0)
         with_pairs = [t for t in free() if most and len(label_pairs(profiles[t])) == most]
-        parts["labels"] = [_one("labels", with_pairs, "one table with pairs of timestamps like "
+        parts[LABELS] = [_one(LABELS, with_pairs, "one table with pairs of timestamps like "
                                 "X_time/X_landed or X_at/X_loaded_at (one per funnel stage)",
                                 profiles)]
-    if "features" not in parts:
+    if FEATURES not in parts:
         pairs = sorted(((_shared(profiles[a], profiles[b]), a, b) for a in free() for b in free()
                         if a < b and _shared(profiles[a], profiles[b]) >= _SIMILAR), reverse=True)
         if pairs and (len(pairs) == 1 or pairs[0][0] > pairs[1][0]):
-            parts["features"] = list(_online_last(profiles[pairs[0][1]], profiles[pairs[0][2]]))
-    if "impressions" not in parts:
+            parts[FEATURES] = list(_online_last(profiles[pairs[0][1]], profiles[pairs[0][2]]))
+    if IMPRESSIONS not in parts:
         others = [profiles[ts[0]] for ts in parts.values()]
         stamped = [t for t in free() if profiles[t].key_column and any(
             c.logical_type == "timestamp" for c in profiles[t].columns)]
@@ -132,15 +130,15 @@ def guess_parts(profiles: Mapping[str, TableProfile], given: Mapping[str, Sequen
             profiles[t].columns))
         if len(top) > 1 and len(profiles[top[0]].columns) < len(profiles[top[1]].columns):
             top = top[:1]
-        parts["impressions"] = [_one("impressions", top, "one table with a timestamp whose key "
+        parts[IMPRESSIONS] = [_one(IMPRESSIONS, top, "one table with a timestamp whose key "
                                      "the labels and features tables also have", profiles)]
-    if "features" not in parts:
-        key = profiles[parts["impressions"][0]].key_column
+    if FEATURES not in parts:
+        key = profiles[parts[IMPRESSIONS][0]].key_column
         wide = sorted((t for t in free() if key in profiles[t].names),
                       key=lambda t: -len(profiles[t].columns))
         if len(wide) > 1 and len(profiles[wide[0]].columns) > len(profiles[wide[1]].columns):
             wide = wide[:1]
-        parts["features"] = [_one("features", wide, "two tables with nearly the same columns "
+        parts[FEATURES] = [_one(FEATURES, wide, "two tables with nearly the same columns "
                                   f"(offline, online) or one table with the key {key!r}", profiles)]
     return parts
 
@@ -204,10 +202,10 @@ def _event_time(profile: TableProfile) -> str:
 
 
 def _contract_names(parts: Mapping[str, list[str]]) -> dict[str, str]:
-    names = {"impressions": parts["impressions"][0], "labels": parts["labels"][0]}
-    feats = parts["features"]
+    names = {IMPRESSIONS: parts[IMPRESSIONS][0], LABELS: parts[LABELS][0]}
+    feats = parts[FEATURES]
     prefix = os.path.commonprefix(feats).rstrip("_") if len(feats) > 1 else ""
-    names["features"] = (prefix if len(prefix) >= 3 and prefix not in names.values()
+    names[FEATURES] = (prefix if len(prefix) >= 3 and prefix not in names.values()
                          else feats[0])
     return names
 
@@ -326,7 +324,7 @@ def init_project(directory: str | os.PathLike, warehouse_url: str, *,
                                            if what == "partition" else
                                            "a unique, non-null column named like *key* or *_id")
                                         + f"; name it with {flag} COL")
-        imps, labs = profiles[chosen["impressions"][0]], profiles[chosen["labels"][0]]
+        imps, labs = profiles[chosen[IMPRESSIONS][0]], profiles[chosen[LABELS][0]]
         if not label_pairs(labs):
             raise InitError(f"could not infer the funnel stages of table {labs.table!r} (the "
                             "labels part): expected pairs of timestamps like X_time/X_landed "
@@ -342,10 +340,10 @@ def init_project(directory: str | os.PathLike, warehouse_url: str, *,
         envs = dict(zip(("offline", "online"), chosen[part], strict=False))
         group = {env: profiles[t] for env, t in envs.items()}
         doc = draft_document(group, name=names[part], stages=list(maturity),
-                             maturity=maturity if part == "labels" else None,
-                             segments=part != "labels")
+                             maturity=maturity if part == LABELS else None,
+                             segments=part != LABELS)
         header = draft_header(group, stamp)
-        if part == "labels":
+        if part == LABELS:
             header.append("maturityWindows: stages in order of decreasing positive counts; days = "
                           f"the 99th percentile of landed - {imps.table}.{event_time}, rounded up.")
         files[root / "contracts" / f"{names[part]}.yaml"] = render_contract(doc, header)

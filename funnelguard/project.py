@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARTS",
+    "IMPRESSIONS",
+    "FEATURES",
+    "LABELS",
     "PROJECT_ENV",
     "PROJECT_FILE",
     "PACKAGED_PROJECT",
@@ -43,7 +46,9 @@ __all__ = [
     "feature_spec",
 ]
 
-PARTS: tuple[str, ...] = ("impressions", "features", "labels")
+# The parts a project names a contract for (the keys of ``contracts:`` in funnelguard.yaml).
+IMPRESSIONS, FEATURES, LABELS = "impressions", "features", "labels"
+PARTS: tuple[str, ...] = (IMPRESSIONS, FEATURES, LABELS)
 PROJECT_ENV = "FUNNELGUARD_PROJECT"
 PROJECT_FILE = "funnelguard.yaml"
 PACKAGED_PROJECT = Path(__file__).resolve().parent.parent / "contracts" / PROJECT_FILE
@@ -115,15 +120,15 @@ class Project:
 
     @property
     def impressions(self) -> Contract:
-        return self.contracts["impressions"]
+        return self.contracts[IMPRESSIONS]
 
     @property
     def features(self) -> Contract:
-        return self.contracts["features"]
+        return self.contracts[FEATURES]
 
     @property
     def labels(self) -> Contract:
-        return self.contracts["labels"]
+        return self.contracts[LABELS]
 
     @property
     def packaged(self) -> bool:
@@ -361,13 +366,13 @@ def _resolve_counts_from(contracts: dict[str, Contract]) -> dict[str, Contract]:
     """A maturity window without ``countsFrom`` counts from the impressions' only timestamp."""
     import dataclasses
 
-    labels, stamps = contracts.get("labels"), contracts["impressions"].timestamp_columns() \
-        if "impressions" in contracts else ()
+    labels = contracts.get(LABELS)
+    stamps = contracts[IMPRESSIONS].timestamp_columns() if IMPRESSIONS in contracts else ()
     if labels is None or len(stamps) != 1 or all(w.counts_from for w in labels.maturity.values()):
         return contracts
     maturity = {t: w if w.counts_from else dataclasses.replace(w, counts_from=stamps[0])
                 for t, w in labels.maturity.items()}
-    return {**contracts, "labels": dataclasses.replace(labels, maturity=maturity)}
+    return {**contracts, LABELS: dataclasses.replace(labels, maturity=maturity)}
 
 
 def _line(contract: Contract, *, field_name: str | None = None, custom: str | None = None,
@@ -392,7 +397,7 @@ def _line(contract: Contract, *, field_name: str | None = None, custom: str | No
 def _fit_problems(contracts: Mapping[str, Contract]) -> list[tuple]:
     """Do the three contracts fit together? Each problem points into the contract file."""
     problems: list[tuple] = []
-    imp, feats, labels = contracts["impressions"], contracts["features"], contracts["labels"]
+    imp, feats, labels = contracts[IMPRESSIONS], contracts[FEATURES], contracts[LABELS]
     for part, c in contracts.items():
         for what, attr in (("`partitioned: true`", "partition_column"),
                            ("`primaryKey: true`", "key_column")):

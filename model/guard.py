@@ -303,7 +303,7 @@ def check_task_losses(step: int, losses: Mapping[str, float], state: GuardState,
                              "z": {t: s[0] for t, s in spikes.items()},
                              "median": {t: s[1] for t, s in spikes.items()},
                              "spike": {t: s[2] for t, s in spikes.items()},
-                             "labels": {t: dataclasses.asdict(labels[t])
+                             "label_counts": {t: dataclasses.asdict(labels[t])
                                         for t in spikes if t in labels}})
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from funnelguard.project import FEATURES, LABELS
 from monitors.maturity.asof import (
     LabelColumns,
     matured_through,
@@ -182,7 +183,7 @@ def _features_frame(project: Project, engine: Engine, start: dt.date, end: dt.da
         raise TrainingSetError(
             f"features contract {contract.path}: expected feature names distinct from the "
             f"impressions' key, partition and event time and the label columns, found {clash}")
-    offline = project.read(engine, "features", "offline", start, end, columns=[key, *features])
+    offline = project.read(engine, FEATURES, "offline", start, end, columns=[key, *features])
     return offline.rename(columns={key: columns.key}) if key != columns.key else offline
 
 
@@ -192,7 +193,7 @@ def _build(project: Project, engine: Engine, as_of: dt.date, *, contract: Contra
     import numpy as np
 
     if contract is not None:  # a labels contract replacing the project's
-        project = dataclasses.replace(project, contracts={**project.contracts, "labels": contract})
+        project = dataclasses.replace(project, contracts={**project.contracts, LABELS: contract})
     if window_days is None:
         window_days = project.defaults.get("window_days", DEFAULT_WINDOW_DAYS)
     if isinstance(window_days, bool) or not isinstance(window_days, int) or window_days < 1:

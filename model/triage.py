@@ -69,7 +69,7 @@ class ReplayRun:
                 "grad_norm": self.grad_norm, "reproduced": self.reproduced,
                 "anomaly": self.anomaly, "anomaly_ops": self.anomaly_ops,
                 "lr_scale": self.lr_scale, "probe": self.probe,
-                "labels": {t: dataclasses.asdict(b) for t, b in self.labels.items()}}
+                "label_counts": {t: dataclasses.asdict(b) for t, b in self.labels.items()}}
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def measure(trainer: Trainer, step: int, *, precision: str,
     norm = trainer._grad_norm_and_clip()
     for opt in trainer.optimizers:
         opt.zero_grad(set_to_none=True)
-    return {"losses": values, "labels": labels, "grad_norm": norm, "probe": probe,
+    return {"losses": values, "label_counts": labels, "grad_norm": norm, "probe": probe,
             "anomaly_ops": [o for o in ops if o]}
 
 
@@ -163,14 +163,14 @@ def replay(trainer: Trainer, state: TrainingState, to_step: int, *, precision: s
     losses[to_step] = m["losses"]
     cfg = trainer.config.guard
     guard = GuardState.from_dict(trainer.guard.to_dict(), cfg)
-    found = check_task_losses(to_step, m["losses"], guard, cfg, m["labels"])  # as the run did
+    found = check_task_losses(to_step, m["losses"], guard, cfg, m["label_counts"])  # as the run did
     dynamic = precision == "fp16" and trainer.scaler is not None
     if found is None and not (dynamic and not math.isfinite(m["grad_norm"])):
         found = check_grad_norm(to_step, m["grad_norm"], guard, cfg)
     probe = m["probe"]
     return ReplayRun(precision, detect_anomaly, state.step, to_step, losses, m["grad_norm"],
                      found is not None, found.kind if found else None, m["anomaly_ops"],
-                     lr_scale, {"norms": probe["norms"]} if probe else None, m["labels"])
+                     lr_scale, {"norms": probe["norms"]} if probe else None, m["label_counts"])
 
 
 def _anomalous_tasks(run: ReplayRun, guard: GuardState, probes: list[dict[str, Any]],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from funnelguard.project import FEATURES
 from monitors.commands import REFERENCE_DAYS
 
 __all__ = ["register", "REFERENCE_DAYS"]
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, help_text in _HELP.items():
         parser = subparsers.add_parser(name, help=help_text, description=help_text[0].upper()
                                        + help_text[1:] + ".")
-        add_common_flags(parser, contract="features")
+        add_common_flags(parser, contract=FEATURES)
         parser.add_argument("--html", default=None, metavar="DIR",
                             help="write HTML reports here (default .funnelguard/reports/<date>/)")
         if name == "drift":
@@ -48,7 +49,7 @@ def _handle(args: argparse.Namespace):
     from monitors import commands
 
     partition = parse_date(args.date)
-    project = project_of(args, "features")
+    project = project_of(args, FEATURES)
     engine = connect_warehouse(args, project)
     options = {"store_url": store_url_of(args, project), "html_dir": args.html}
     if args.command_name == "drift":

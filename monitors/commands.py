@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from funnelguard.project import FEATURES
 from funnelguard.redaction import personal_fields
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
     for env in ENVIRONMENTS:
         cols = _columns(contract, env, roles, key, _segments(project, contract, env))
         frames[env] = _read_day(engine, contract, env, partition, cols)
-        windows[env] = project.read(engine, "features", env, first, last, cols)
+        windows[env] = project.read(engine, FEATURES, env, first, last, cols)
         targets[env] = drift.drift_targets(contract, (env,))
         profiles[env] = drift.profile_frame(frames[env], targets[env], sample_size=sample_size,
                                             seed=1 if env == "online" else 0)

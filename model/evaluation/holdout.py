@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sqlalchemy as sa
 
+from funnelguard.project import IMPRESSIONS
 from funnelguard.warehouse import read_range
 from model.evaluation.errors import EmptyHoldout
 
@@ -118,7 +119,7 @@ def _impression_columns(project: Project, engine: Engine, frame: pd.DataFrame, k
                         columns: list[str], days: tuple[dt.date, ...]) -> pd.DataFrame:
     """``columns`` of the impressions table for the frame's rows (by key), row-aligned."""
     imp = project.impressions
-    rows = project.read(engine, "impressions", "offline", min(days), max(days),
+    rows = project.read(engine, IMPRESSIONS, "offline", min(days), max(days),
                         [imp.key_column, *columns])
     rows = rows.drop_duplicates(imp.key_column).set_index(imp.key_column)
     return rows.reindex(frame[key].to_numpy()).reset_index(drop=True)

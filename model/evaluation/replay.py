@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from funnelguard.project import FEATURES, IMPRESSIONS
 from model.evaluation.errors import EvaluationInputError
 from model.evaluation.scorers import ResolvedScorer, version_column
 
@@ -141,9 +142,9 @@ def load_replay_frames(project: Project, engine: Engine, ds: dt.date) -> ReplayF
     wanted = [key, *[f for f in features if f in online_names], *scores.values(),
               *([version] if version else [])]
     online_table, offline_table = contract.table("online"), contract.table("offline")
-    served = project.read(engine, "features", "online", ds, columns=wanted)
+    served = project.read(engine, FEATURES, "online", ds, columns=wanted)
     served = served.drop_duplicates(key)
-    offline = project.read(engine, "features", "offline", ds, columns=[key, *features])
+    offline = project.read(engine, FEATURES, "offline", ds, columns=[key, *features])
     offline = offline.drop_duplicates(key).set_index(key)
     where = engine.url.render_as_string(hide_password=True)
     part = contract.partition_column
@@ -170,7 +171,7 @@ def load_replay_frames(project: Project, engine: Engine, ds: dt.date) -> ReplayF
     request_id = None
     if request is not None:
         imp = project.impressions
-        requests = project.read(engine, "impressions", "offline", ds,
+        requests = project.read(engine, IMPRESSIONS, "offline", ds,
                                 columns=[imp.key_column, request])
         requests = requests.drop_duplicates(imp.key_column).set_index(imp.key_column)
         request_id = requests[request].reindex(ids).fillna("").to_numpy()

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from funnelguard.project import FEATURES
 from model.evaluation.errors import EvaluationInputError, ModelNotFound
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ class LoggedScores:
 
     def _scores(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         if self._span is None or start < self._span[0] or end > self._span[1]:
-            logged = self.project.read(self.engine, "features", "online", start, end,
+            logged = self.project.read(self.engine, FEATURES, "online", start, end,
                                        [self.key, *self.columns.values()])
             self._loaded = logged.drop_duplicates(self.key).set_index(self.key)
             self._span = (start, end)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from funnelguard.cli import add_common_flags
+from funnelguard.project import LABELS
 
 __all__ = ["register"]
 
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "check and stage (label_maturity, label_freshness, label_completeness, "
                     "gate). Exit codes: 0 training may run, 1 it must not, 2 bad input, "
                     "3 environment failure.")
-    add_common_flags(parser, date="--as-of", contract="labels")
+    add_common_flags(parser, date="--as-of", contract=LABELS)
     parser.add_argument("--window-days", type=int, default=None, metavar="N",
                         help="training window: the N days before the as-of date (default: the "
                              "project's defaults.window_days, else 28)")
@@ -36,7 +37,7 @@ def _gate(args: argparse.Namespace):
     from monitors.maturity.commands import run_gate
 
     as_of = parse_date(args.as_of, flag="--as-of")
-    project = project_of(args, "labels")
+    project = project_of(args, LABELS)
     engine = connect_warehouse(args, project)
     try:
         return run_gate(project, engine, as_of, window_days=args.window_days)

@@ -340,7 +340,7 @@ def test_init_cannot_guess_labels_says_how_to_name_them(marketplace, tmp_path):
         conn.execute(sa.text('INSERT INTO "odd table" VALUES (1)'))
     engine.dispose()
     with pytest.raises(InitError, match=r"could not infer the labels table: .*X_time/X_landed.*"
-                                        r"--tables labels=outcomes.*skipped odd table"):
+                                        r"--tables labels=TABLE.*skipped odd table"):
         init_project(tmp_path / "p", f"sqlite:///{db}")
     assert not (tmp_path / "p" / "funnelguard.yaml").exists()
 

@@ -128,7 +128,7 @@ def test_negatives_spike_names_the_task_and_the_class():
     a = check_task_losses(61, losses, state, CFG, labels)
     assert a.kind == "loss_spike" and a.tasks == ("approval",) and a.value > CFG.loss_spike_z
     assert "approval's 85 known negatives have mean loss 0.65" in a.message
-    assert a.evidence["labels"]["approval"]["positives"] == 0
+    assert a.evidence["label_counts"]["approval"]["positives"] == 0
 
 
 def test_positives_spike_counts_after_enough_batches_with_positives():

@@ -131,5 +131,5 @@ def test_a_head_shifted_mid_run_stops_on_its_negatives(training_set, task, shift
     anomaly = info.value.anomaly
     assert anomaly.kind == "loss_spike" and anomaly.step == 60 and anomaly.tasks == (task,)
     assert "known negatives have mean loss" in anomaly.message
-    labels = anomaly.evidence["labels"][task]
+    labels = anomaly.evidence["label_counts"][task]
     assert labels["negative_loss"] > 10 * trainer.guard.negatives[task].quantile(0.9)
