@@ -1,37 +1,41 @@
-"""Bounded YAML (and JSON) with line numbers: ``yaml.safe_load`` semantics, refused past limits.
+"""YAML with line numbers: ``yaml.safe_load`` semantics, within :mod:`contracts.yaml_limits`.
 
 Every file funnelguard reads as configuration — contracts, project files, training configs,
-thresholds — goes through :func:`read_yaml_file` (or :func:`read_json_file`), so each is bounded
-the same way (:class:`YamlLimits`, docs/contracts.md "Limits"): the file's size is checked before
-it is read, and while the document is composed its nesting depth, node count and alias count are
-counted; before anything is constructed the document's size *with every alias expanded* (what
-JSON Schema, pydantic or ``json.dumps`` would walk) is measured on the composed graph, so a
-400-byte alias bomb or a merge-key bomb is refused in milliseconds instead of being expanded.
-Only plain YAML is accepted (mappings, lists, strings, numbers, booleans, null, dates): no
-``!!python/...``, ``!!binary``, ``!!set`` or other tags, no list or mapping as a key.
+thresholds — goes through :func:`read_yaml_file` (or :func:`read_json_file`, or
+:func:`read_config_file` which picks one by suffix), so each is bounded the same way
+(:class:`YamlLimits`, docs/contracts.md "Limits"; the limits, the bounded composer, the
+alias-expansion measure and the bounded file reads live in :mod:`contracts.yaml_limits` and are
+re-exported here). Only plain YAML is accepted (mappings, lists, strings, numbers, booleans,
+null, dates): no ``!!python/...``, ``!!binary``, ``!!set`` or other tags, no list or mapping as a
+key.
 
 The loader builds :class:`LineDict` / :class:`LineList` (plain ``dict`` and ``list``
 subclasses, so JSON Schema and pydantic accept them) that remember the 1-based line of each key
-and item, and reports duplicate keys instead of silently keeping the last one. Any file that
-cannot be read raises :class:`YamlInputError` (exit 2) with the file, the line and what limit or
-rule was broken.
+and item, and reports duplicate keys instead of silently keeping the last one; :func:`line_of`
+finds the line of a path in the document. Any file that cannot be read raises
+:class:`YamlInputError` (exit 2) with the file, the line and what limit or rule was broken.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.composer import Composer
-from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from funnelguard.errors import InputError
+from contracts.yaml_limits import (
+    LIMITS,
+    TAG_HINT,
+    BoundedComposer,
+    YamlInputError,
+    YamlLimits,
+    check_expanded,
+    mark_line,
+    read_bounded_text,
+    read_json_file,
+)
 
 __all__ = [
     "LIMITS",
@@ -49,51 +53,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class YamlLimits:
-    """What one configuration file may hold; past any of these it is refused (exit 2).
-
-    Attributes:
-        max_bytes: file size; checked before the file is read.
-        max_depth: nesting of mappings and lists, aliases expanded.
-        max_nodes: keys, values and items as written (each alias counts once).
-        max_aliases: ``*alias`` references.
-        max_expanded_nodes: nodes with every alias expanded (what a consumer walks).
-    """
-
-    max_bytes: int = 1 << 20
-    max_depth: int = 64
-    max_nodes: int = 50_000
-    max_aliases: int = 100
-    max_expanded_nodes: int = 50_000
-
-
-LIMITS = YamlLimits()
-# The tags yaml.safe_load resolves plain YAML to; anything else (!!python/..., !!binary, !!set,
-# !!omap, a local !tag) builds objects no JSON Schema, pydantic model or JSON writer expects.
-_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in (
-    "null", "bool", "int", "float", "str", "timestamp", "seq", "map", "merge", "value"))
-_ALIAS_HINT = "funnelguard files need no aliases; write the values out"
-_TAG_HINT = ("funnelguard reads YAML with yaml.safe_load semantics and plain data only: no Python "
-             "or other tags; mappings, lists, strings, numbers, booleans, null and dates")
-
-
-class YamlInputError(InputError):
-    """A configuration file that cannot be read: too big, too deep, an alias bomb, not YAML ...
-
-    Attributes:
-        path: the file (or the ``where`` given to :func:`load_yaml_with_lines`).
-        line: 1-based line where the problem was found, or None.
-        message: what was expected and what was found.
-        hint: how to fix it, or empty.
-    """
-
-    def __init__(self, path: str, line: int | None, message: str, hint: str = "") -> None:
-        self.path, self.line, self.message, self.hint = path, line, message, hint
-        where = f"{path}:{line}" if line else path
-        super().__init__(f"{where}: {message}" + (f" (hint: {hint})" if hint else ""))
-
-
 class LineDict(dict):
     """A mapping that knows its own line and the line of each key."""
 
@@ -106,44 +65,6 @@ class LineList(list):
 
     line: int = 0
     item_lines: list[int]
-
-
-def _line(mark: Any) -> int | None:
-    return mark.line + 1 if mark is not None else None
-
-
-class _BoundedComposer(Composer):
-    """PyYAML's composer, counting depth, nodes and aliases as it goes (refusing past limits)."""
-
-    limits: YamlLimits = LIMITS
-    where: str = "<string>"
-
-    def _refuse(self, message: str, hint: str = "") -> YamlInputError:
-        return YamlInputError(self.where, _line(self.peek_event().start_mark), message, hint)
-
-    def compose_node(self, parent, index):
-        limits = self.limits
-        if self.check_event(AliasEvent):
-            self._aliases += 1
-            if self._aliases > limits.max_aliases:
-                raise self._refuse(f"expected at most {limits.max_aliases} aliases (*name), "
-                                   f"found alias number {self._aliases} here", _ALIAS_HINT)
-            return super().compose_node(parent, index)
-        self._nodes += 1
-        if self._nodes > limits.max_nodes:
-            raise self._refuse(f"expected at most {limits.max_nodes} YAML nodes (keys, values, "
-                               f"items), found node number {self._nodes} here")
-        nested = self.check_event(SequenceStartEvent, MappingStartEvent)
-        if nested:
-            self._depth += 1
-            if self._depth > limits.max_depth:
-                raise self._refuse(f"expected mappings and lists nested at most "
-                                   f"{limits.max_depth} deep, found level {self._depth} here")
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            if nested:
-                self._depth -= 1
 
 
 class _LineConstructor(yaml.constructor.SafeConstructor):
@@ -187,7 +108,7 @@ _PARSER = (CParser,) if _LIBYAML else (yaml.reader.Reader, yaml.scanner.Scanner,
                                              yaml.parser.Parser)
 
 
-class _LineLoader(_BoundedComposer, *_PARSER, _LineConstructor, yaml.resolver.Resolver):
+class _LineLoader(BoundedComposer, *_PARSER, _LineConstructor, yaml.resolver.Resolver):
     def __init__(self, stream: str, limits: YamlLimits, where: str) -> None:
         if _LIBYAML:
             CParser.__init__(self, stream)
@@ -203,67 +124,10 @@ class _LineLoader(_BoundedComposer, *_PARSER, _LineConstructor, yaml.resolver.Re
         self.duplicates: list[tuple[int, str]] = []
 
 
-def _measure(root: Any, limits: YamlLimits, where: str) -> None:
-    """Refuse a composed document whose alias-expanded form is too big or deep, or has tags.
-
-    Aliases share nodes, so sizes are memoised per node: linear in the nodes as written, however
-    large the expansion would be.
-    """
-    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, height)
-    open_: set[int] = set()
-    too_deep = f"expected mappings and lists nested at most {limits.max_depth} deep with aliases"
-
-    def refuse(node: Any, message: str, hint: str = "") -> YamlInputError:
-        return YamlInputError(where, _line(node.start_mark), message, hint)
-
-    def walk(node: Any, depth: int) -> tuple[int, int]:
-        key = id(node)
-        if key in sizes:
-            size, height = sizes[key]
-            if depth + height - 1 > limits.max_depth:
-                raise refuse(node, f"{too_deep} expanded, found level {depth + height - 1}")
-            return size, height
-        if key in open_:
-            raise refuse(node, "expected a tree, found an alias that refers to the mapping or "
-                         "list containing it (a cycle)")
-        if node.tag not in _PLAIN_TAGS:
-            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            raise refuse(node, f"not valid YAML here: expected plain data, found tag `{tag}`",
-                         _TAG_HINT)
-        if isinstance(node, ScalarNode):
-            sizes[key] = (1, 0)
-            return 1, 0
-        if depth > limits.max_depth:
-            raise refuse(node, f"{too_deep} expanded, found level {depth}")
-        children: list[Any] = node.value
-        if isinstance(node, MappingNode):
-            for key_node, _ in node.value:
-                if not isinstance(key_node, ScalarNode):
-                    found = "list" if isinstance(key_node, SequenceNode) else "mapping"
-                    raise refuse(key_node, f"expected a plain key (a name), found a {found} as a "
-                                 "key")
-            children = [n for pair in node.value for n in pair]
-        open_.add(key)
-        size, height = 1, 0
-        for child in children:
-            child_size, child_height = walk(child, depth + 1)
-            size, height = size + child_size, max(height, child_height)
-            if size > limits.max_expanded_nodes:
-                kind = "mapping" if isinstance(node, MappingNode) else "list"
-                raise refuse(node, f"expected at most {limits.max_expanded_nodes} nodes with "
-                             f"aliases expanded, found this {kind} alone expands to more (an "
-                             "alias or merge-key bomb)", _ALIAS_HINT)
-        open_.discard(key)
-        sizes[key] = (size, height + 1)
-        return size, height + 1
-
-    walk(root, 1)
-
-
 def _syntax_error(exc: yaml.YAMLError, text: str, limits: YamlLimits, where: str
                   ) -> YamlInputError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = _line(mark)
+    line = mark_line(mark)
     if line is None and isinstance(getattr(exc, "position", None), int):  # a ReaderError
         line = text.count("\n", 0, exc.position) + 1
     problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
@@ -271,7 +135,7 @@ def _syntax_error(exc: yaml.YAMLError, text: str, limits: YamlLimits, where: str
         return YamlInputError(where, line, f"expected mappings and lists nested at most "
                               f"{limits.max_depth} deep, found deeper nesting")
     context = getattr(exc, "context", None)
-    hint = _TAG_HINT if "constructor" in str(exc) else ""
+    hint = TAG_HINT if "constructor" in str(exc) else ""
     return YamlInputError(where, line, f"not valid YAML: {context + ', ' if context else ''}"
                           f"{problem}", hint)
 
@@ -298,7 +162,7 @@ def load_yaml_with_lines(text: str, *, where: str = "<string>", limits: YamlLimi
         root = loader.get_single_node()
         if root is None:
             return None, []
-        _measure(root, limits, where)
+        check_expanded(root, limits, where)
         return loader.construct_document(root), loader.duplicates
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, text, limits, where) from None
@@ -308,42 +172,6 @@ def load_yaml_with_lines(text: str, *, where: str = "<string>", limits: YamlLimi
     finally:
         if loader is not None:
             loader.dispose()
-
-
-def _size(n: int) -> str:
-    return f"{n} bytes" + (f" ({n / (1 << 20):.1f} MiB)" if n >= 1 << 20 else "")
-
-
-def _read_text(path: Path, limits: YamlLimits, kind: str) -> str:
-    """The file's text as UTF-8, refusing it before reading when it is too big."""
-    shown = str(path)
-    try:
-        size = path.stat().st_size
-        if size > limits.max_bytes:
-            raise YamlInputError(shown, None, f"expected a {kind} of at most "
-                                 f"{_size(limits.max_bytes)}, found {_size(size)}")
-        with path.open("rb") as fh:  # read one byte past the limit: a pipe has no st_size
-            data = fh.read(limits.max_bytes + 1)
-    except FileNotFoundError:
-        raise YamlInputError(shown, None, f"expected a {kind}, found no such file") from None
-    except IsADirectoryError:
-        raise YamlInputError(shown, None, f"expected a {kind}, found a directory") from None
-    except OSError as exc:
-        raise YamlInputError(shown, None,
-                             f"cannot read the {kind}: {exc.strerror or exc}") from None
-    if len(data) > limits.max_bytes:
-        raise YamlInputError(shown, None, f"expected a {kind} of at most "
-                             f"{_size(limits.max_bytes)}, found more")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise YamlInputError(shown, 1, "expected UTF-8 text, found UTF-16 (a byte-order mark)",
-                             "save the file as UTF-8")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise YamlInputError(shown, line, f"expected UTF-8 text, found byte "
-                             f"0x{data[exc.start]:02x} that is not (binary data or another "
-                             "encoding?)", "save the file as UTF-8") from None
 
 
 def read_yaml_file(path: str | Path, *, limits: YamlLimits = LIMITS, kind: str = "YAML file"
@@ -363,59 +191,8 @@ def read_yaml_file(path: str | Path, *, limits: YamlLimits = LIMITS, kind: str =
             :func:`load_yaml_with_lines`.
     """
     path = Path(path)
-    return load_yaml_with_lines(_read_text(path, limits, kind), where=str(path), limits=limits)
-
-
-# One JSON token: a string, a bracket or separator, or a bare scalar (number, true, null ...).
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]|[^\s\[\]{},:"]+', re.S)
-
-
-def read_json_file(path: str | Path, *, limits: YamlLimits = LIMITS, kind: str = "JSON file"
-                   ) -> tuple[Any, list[tuple[int | None, str]]]:
-    """Read and parse a JSON file within ``limits`` (size, nesting and node count).
-
-    Returns:
-        (document, [(line, duplicate key), ...]).
-
-    Raises:
-        YamlInputError: as :func:`read_yaml_file`, or not JSON (with line and column).
-    """
-    path = Path(path)
-    shown = str(path)
-    text = _read_text(path, limits, kind)
-    depth = nodes = 0
-    for token in _JSON_TOKEN.finditer(text):  # bound it before json's recursive decoder runs
-        first = token.group()[0]
-        if first in "]}":
-            depth -= 1
-        elif first not in ",:":
-            nodes += 1
-            if first in "[{":
-                depth += 1
-            if depth > limits.max_depth:
-                raise YamlInputError(shown, text.count("\n", 0, token.start()) + 1,
-                                     f"expected objects and arrays nested at most "
-                                     f"{limits.max_depth} deep, found deeper nesting")
-            if nodes > limits.max_nodes:
-                raise YamlInputError(shown, text.count("\n", 0, token.start()) + 1,
-                                     f"expected at most {limits.max_nodes} JSON values (keys, "
-                                     "values, items), found more")
-    duplicates: list[tuple[int | None, str]] = []  # json keeps no positions
-
-    def pairs(items: list[tuple[str, Any]]) -> dict:
-        out: dict = {}
-        for key, value in items:
-            if key in out:
-                duplicates.append((None, key))
-            out[key] = value
-        return out
-
-    try:
-        doc = json.loads(text, object_pairs_hook=pairs)
-    except json.JSONDecodeError as exc:
-        raise YamlInputError(shown, exc.lineno, f"not valid JSON: {exc.msg} (column "
-                             f"{exc.colno})") from None
-    return doc, duplicates
+    text = read_bounded_text(path, limits, kind)
+    return load_yaml_with_lines(text, where=str(path), limits=limits)
 
 
 def read_config_file(path: str | Path, *, kind: str, limits: YamlLimits = LIMITS

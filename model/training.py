@@ -4,9 +4,10 @@
 for the embedding tables; AdamW for the dense parameters), the optional GradScaler and the
 guard's memory. ``step()`` measures (losses, each task's known rows, positives and per-class
 loss, the global gradient norm before clipping, the per-task probe every ``probe_every`` steps,
-the scaler) and asks ``model.guard`` after each measurement, so a bad batch is stopped before
-its update is applied. ``run()`` adds snapshots for the triage, checkpoints,
-TensorBoard and a progress bar. The triage reuses ``step()`` to replay.
+the scaler; the measuring functions are ``model.step_measurements``) and asks ``model.guard``
+after each measurement, so a bad batch is stopped before its update is applied. ``run()`` adds
+snapshots for the triage, checkpoints, TensorBoard and a progress bar. The triage reuses
+``step()`` to replay.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from model.batches import BatchPlan, TrainingTensors
@@ -40,23 +40,17 @@ from model.losses import TaskWeighting, task_losses
 from model.network import FunnelNet
 from model.optimizers import RowAdam
 from model.state import SnapshotRing, TrainingState, write_checkpoint
+from model.step_measurements import (
+    StepStats,
+    batch_label_stats,
+    clip_global_grad_norm,
+    non_finite_rows,
+    task_gradient_probe,
+)
 
 __all__ = ["Trainer", "StepStats", "FitResult", "fit", "autocast_for", "first_non_finite_module"]
 
 HISTORY = 512
-
-
-@dataclass(frozen=True)
-class StepStats:
-    """What one step measured (``labels``: each task's counts and per-class losses)."""
-
-    step: int
-    losses: dict[str, float]
-    grad_norm: float | None = None
-    probe: dict[str, Any] | None = None
-    scale: float | None = None
-    skipped: bool = False
-    labels: dict[str, BatchLabels] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -225,66 +219,18 @@ class Trainer:
         """Each task's known rows, positives and mean BCE per class in the batch ``rows``.
 
         The guard tells a rare task's real loss spike from the draw of a few more positives
-        with these (``model.guard.task_spike``). Plain BCE in fp32, without the loss
-        config's ``pos_weight`` or focal term: a diagnostic, not the objective.
+        with these (``model.guard.task_spike``, ``model.step_measurements.batch_label_stats``).
         """
-        labels = self.data.labels[rows]
-        known = self.data.masks[rows]
-        with torch.no_grad():
-            z = torch.stack([logits[t].detach().float() for t in self.tasks], 1)  # B x T
-            per_row = F.binary_cross_entropy_with_logits(z, labels, reduction="none")
-            pos = known & (labels > 0.5)
-            neg = known & ~(labels > 0.5)
-            n_pos, n_neg = pos.sum(0), neg.sum(0)
-            pos_loss = (per_row * pos).sum(0) / n_pos.clamp(min=1)
-            neg_loss = (per_row * neg).sum(0) / n_neg.clamp(min=1)
-        nan = float("nan")
-        return {t: BatchLabels(int(p + n), int(p), nl if n else nan, pl if p else nan)
-                for t, p, n, pl, nl in zip(self.tasks, n_pos.tolist(), n_neg.tolist(),
-                                           pos_loss.tolist(), neg_loss.tolist(), strict=True)}
+        return batch_label_stats(logits, self.data.labels[rows], self.data.masks[rows],
+                                 self.tasks)
 
     def _probe(self, losses: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Per-task gradient norms and pairwise cosines on the last shared layer."""
         shared = self.net.last_shared_parameters()
-        weights = self.weighting.weights()
-        vectors = {}
-        for t in self.tasks:
-            grads = torch.autograd.grad(weights[t] * losses[t], shared, retain_graph=True,
-                                        allow_unused=True)
-            vectors[t] = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten().float()
-                                    for g, p in zip(grads, shared, strict=True)])
-        norms = {t: float(v.norm()) for t, v in vectors.items()}
-        cosines = {}
-        for i, a in enumerate(self.tasks):
-            for b in self.tasks[i + 1:]:
-                denom = norms[a] * norms[b]
-                if denom > 0 and math.isfinite(denom):
-                    cosines[(a, b)] = float(vectors[a] @ vectors[b]) / denom
-        return {"norms": norms, "cosines": cosines}
+        return task_gradient_probe(losses, self.weighting.weights(), shared, self.tasks)
 
     def _grad_norm_and_clip(self) -> float:
-        dense, sparse_sq = [], 0.0
-        for opt in self.optimizers:
-            for group in opt.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    if p.grad.is_sparse:
-                        p.grad = p.grad.coalesce()
-                        sparse_sq += float(p.grad._values().float().pow(2).sum())
-                    else:
-                        dense.append(p)
-        dense_norm = float(torch.nn.utils.get_total_norm([p.grad for p in dense])) if dense else 0.0
-        total = math.sqrt(dense_norm ** 2 + sparse_sq)
-        clip = self.config.optim.clip_norm
-        if clip > 0 and math.isfinite(total) and total > clip:
-            coef = clip / (total + 1e-6)
-            for p in dense:
-                p.grad.mul_(coef)
-            for table in self.tables:
-                if table.weight.grad is not None and table.weight.grad.is_sparse:
-                    table.weight.grad._values().mul_(coef)
-        return total
+        return clip_global_grad_norm(self.optimizers, self.tables, self.config.optim.clip_norm)
 
     def step(self, step: int, *, precision: str | None = None, guarded: bool = True) -> StepStats:
         """Train on batch ``step``; with ``guarded`` raise a TrainingAnomaly before a bad update."""
@@ -374,13 +320,7 @@ class Trainer:
 
     def non_finite_parameters(self) -> dict[str, list[int]]:
         """Parameter name -> rows (first dimension) holding a non-finite value."""
-        bad = {}
-        for name, p in self.net.named_parameters():
-            finite = torch.isfinite(p.detach())
-            if not bool(finite.all()):
-                rows = (~finite).reshape(p.shape[0], -1).any(1) if p.dim() > 0 else ~finite
-                bad[name] = [int(i) for i in rows.nonzero().flatten()[:100]]
-        return bad
+        return non_finite_rows(self.net)
 
     # -- the run ----------------------------------------------------------------------------
     def checkpoint(self, step: int) -> Path | None:
