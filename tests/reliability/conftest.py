@@ -5,7 +5,7 @@ PostgreSQL cluster that a test may stop in the middle of a write.
   whose store fails never spools into the working directory; the fixture is that folder.
 - ``open_log_streams`` (autouse): log handlers a library bound to an earlier test's captured
   (now closed) stderr are pointed at the open one before each test; else a test that runs the
-  CLI without :func:`tests.reliability.cases.run_in_process` sees logging's own "--- Logging
+  CLI without :func:`tests.reliability.harness.run_in_process` sees logging's own "--- Logging
   error ---" traceback (importing Airflow's Slack webhook hook, which ``alerts flush`` delivers
   through, configures Airflow's logging: an INFO handler on the root logger, which Alembic's
   "Context impl" line then reaches).
@@ -13,6 +13,10 @@ PostgreSQL cluster that a test may stop in the middle of a write.
   /usr/lib/postgresql/*/bin, run as user ``postgres`` when the tests run as root) on a free
   port of 127.0.0.1; ``.url``, ``.stop(mode)``, ``.start()``. Shared by the session: a test
   that stops it starts it again (``.start()`` is a no-op while it runs).
+- ``fatal_pg``, ``silent_port``, ``password_pg`` (test_exit_codes.py): a stand-in server that
+  answers every startup with one FATAL ``ErrorResponse`` (tests/reliability/pg_standins.py), a
+  port that accepts and never answers, and a throwaway cluster with scram-sha-256 on 127.0.0.1
+  and a login role ``fg_reader`` (shared by the module that uses it).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def spool(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def open_log_streams() -> None:
-    from tests.reliability.cases import _rebind_logging_streams
+    from tests.reliability.harness import _rebind_logging_streams
 
     _rebind_logging_streams()
 
@@ -120,4 +124,69 @@ def throwaway_pg():
         yield cluster
     finally:
         cluster.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- stand-in and password-protected servers (test_exit_codes.py) -----------------------------
+
+
+@pytest.fixture
+def fatal_pg():
+    """``fatal_pg(sqlstate, message)``: a :class:`~tests.reliability.pg_standins.FatalPostgres`
+    of the test's own, closed after it."""
+    from tests.reliability.pg_standins import FatalPostgres
+
+    servers: list[FatalPostgres] = []
+
+    def make(sqlstate: str, message: str) -> FatalPostgres:
+        servers.append(FatalPostgres(sqlstate, message))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts TCP connections (the kernel's backlog) and never says a word."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def password_pg():
+    """A throwaway PostgreSQL cluster whose TCP connections need a scram-sha-256 password, with
+    a login role ``fg_reader`` created through its (trusted) Unix socket."""
+    from tests.reliability.pg_standins import PasswordCluster
+
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("initdb not found: the wrong-password test needs a cluster with password auth")
+    root = Path(tempfile.mkdtemp(prefix="fg-r4-pg-", dir="/tmp"))
+    root.chmod(0o755)
+    server = ThrowawayPostgres(bindir, root)  # its port, and initdb run as postgres under root
+    if server._as_postgres:
+        shutil.chown(root, "postgres", "postgres")
+    data, port = server.data, server.port
+    try:
+        done = server._run("initdb", "-D", str(data), "-U", "postgres", "--auth-local=trust",
+                           "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync")
+        assert done.returncode == 0, done.stderr[-2000:]
+        done = server._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(data), "-l",
+                           str(root / "server.log"), "-o",
+                           f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off")
+        assert done.returncode == 0, done.stderr + (root / "server.log").read_text()[-2000:]
+        import psycopg
+
+        cluster = PasswordCluster(port)
+        with psycopg.connect(host=str(root), port=port, user="postgres", dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {cluster.user} LOGIN PASSWORD '{cluster.password}'")
+        yield cluster
+    finally:
+        server._run("pg_ctl", "stop", "-w", "-m", "immediate", "-D", str(data))
         shutil.rmtree(root, ignore_errors=True)

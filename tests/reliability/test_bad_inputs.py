@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.cases import (
-    CASES,
+from tests.reliability.case_types import params
+from tests.reliability.cases import CASES, CORRUPTIONS
+from tests.reliability.harness import (
     Ctx,
     assert_intact,
     assert_outcome,
@@ -30,7 +31,6 @@ from tests.reliability.cases import (
     fill,
     make_files,
     mkt_ctx,
-    params,
     run_in_process,
     seeded_stores,
     sim_ctx,
@@ -115,8 +115,6 @@ def test_case_table_is_a_battery():
     """At least 60 distinct bad inputs, every command tried, no id twice."""
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
-    from tests.reliability.cases import CORRUPTIONS
-
     assert len(ids) + len(CORRUPTIONS) >= 60
     commands = {c.argv[0] if c.argv else "" for c in CASES}
     commands |= {" ".join(c.argv[:2]) for c in CASES if c.argv[:1] in (("contracts",),

@@ -16,13 +16,13 @@ import shutil
 
 import pytest
 
-from tests.reliability.cases import (
-    CORRUPTIONS,
+from tests.reliability.case_types import corruption_params
+from tests.reliability.cases import CORRUPTIONS
+from tests.reliability.harness import (
     Ctx,
     assert_intact,
     assert_outcome,
     break_warehouse,
-    corruption_params,
     expand,
     fill,
     make_files,

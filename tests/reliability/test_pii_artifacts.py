@@ -11,6 +11,7 @@ the guard stops (the packaged warehouse's ``nan_burst``; on the marketplace, non
 torch files, the key folder, model directories) and every row of every table of the store is
 scanned for the raw values of the contracts' personal fields, read from the warehouse rows.
 
+The commands are run by ``pii_runs.py`` and the artifacts scanned by ``pii_scan.py``.
 Matching rule (``tests/monitors/alerts/pii_scanner.py``'s, extended to artifacts):
 - an **identifier** (``u123``, ``M-01234``) is a leak anywhere, as a whole token;
 - a **long number** (>= 5 significant digits: incomes, loan amounts in cents) is a leak anywhere
@@ -27,421 +28,41 @@ examples in a stored finding, a raw id in a store row.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
-import io
 import json
 import os
-import re
 import stat
-import zipfile
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import yaml
 
-from tests.monitors.alerts.pii_scanner import (
-    _NUMBER,
-    MIN_SIGNIFICANT_DIGITS,
-    PiiValues,
-    collect_pii_values,
-    significant_digits,
+from tests.reliability.pii_runs import (
+    DAYS,
+    FAULTS,
+    KEYS_DAY,
+    OFFLINE_DAY,
+    PER_DAY,
+    Artifacts,
+    run_market,
+    run_packaged,
 )
-
-DAYS, PER_DAY = 24, 1800
-LAST, OFFLINE_DAY, KEYS_DAY, MIDDLE = "2026-10-24", "2026-10-23", "2026-10-22", "2026-10-13"
-AS_OF = "2026-10-25"
-FAULTS = (  # the catalogue's faults, spread as in test_alerts_pii_catalogue.py
-    "serving_default:feature=credit_score,device_type=android",
-    "unit_mismatch:feature=annual_income",
-    "stale_online:feature=user_ctr_30d",
-    "category_remap:feature=item_type,rename=card/crypto_card",
-    "tz_shift:hours=5",
-    f"null_burst:feature=credit_score,share=0.3,day={OFFLINE_DAY}",
-    f"outlier_burst:feature=annual_income,share=0.2,day={OFFLINE_DAY}",
-    f"null_burst:feature=user_id,share=0.1,day={KEYS_DAY},env=online",
-    f"duplicate_keys:share=0.05,day={KEYS_DAY},env=impressions",
-    f"duplicate_keys:share=0.05,day={KEYS_DAY},env=offline",
-    "nan_burst:feature=credit_utilization,share=0.2",
-    "label_drop:task=conversion,share=0.8,since=2026-10-10",
-    "label_lag:days=4",
-)
-VALUE_KEYS = frozenset({"examples", "served", "offline", "online", "keys"})
-_TOKEN = re.compile(r"[\w][\w\-]*")
-
-
-@dataclass(frozen=True)
-class Leak:
-    where: str
-    field: str
-    value: str
-
-
-@dataclass
-class Scanner:
-    """The personal values of one warehouse and where each artifact shows one."""
-
-    values: PiiValues
-    fields: frozenset[str]
-
-    @classmethod
-    def of(cls, engine, contracts) -> Scanner:
-        values = collect_pii_values(engine, contracts)
-        return cls(values, frozenset(values.fields))
-
-    def _raw(self, name: str) -> tuple[frozenset, frozenset]:
-        ids = self.values.identifiers.get(name, frozenset())
-        numbers = (self.values.long_numbers.get(name, frozenset())
-                   | self.values.short_numbers.get(name, frozenset()))
-        return ids, numbers
-
-    def text(self, text: str, where: str, noise: frozenset = frozenset()) -> list[Leak]:
-        """Identifiers as whole tokens and long numbers as number tokens, anywhere (but the
-        tokens of ``noise``: the JavaScript every Evidently page embeds)."""
-        leaks = []
-        tokens = (set(_TOKEN.findall(text)) | set(re.findall(r"\w+", text))) - noise
-        for name, ids in self.values.identifiers.items():
-            leaks += [Leak(where, name, t) for t in sorted(tokens & ids)]
-        longs = self.values.long_numbers
-        for m in _NUMBER.finditer(text):
-            token = m.group()
-            if token in noise or significant_digits(token) < MIN_SIGNIFICANT_DIGITS:
-                continue
-            try:
-                number = Decimal(token.replace(",", ""))
-            except ArithmeticError:
-                continue
-            leaks += [Leak(where, name, token) for name, v in longs.items() if number in v]
-        return leaks
-
-    def value(self, name: str, value, where: str) -> list[Leak]:
-        """A value stored as field ``name``'s: a leak when it is one of its raw values."""
-        ids, numbers = self._raw(name)
-        if value is None or isinstance(value, bool):
-            return []
-        if isinstance(value, (int, float, np.integer, np.floating)):
-            if not np.isfinite(float(value)):
-                return []
-            number = Decimal(repr(float(value))) if isinstance(value, (float, np.floating)) \
-                else Decimal(int(value))
-            return [Leak(where, name, str(value))] if number in numbers else []
-        text = str(value)
-        if text in ids:
-            return [Leak(where, name, text)]
-        try:
-            number = Decimal(text)
-        except ArithmeticError:
-            return []
-        return [Leak(where, name, text)] if number in numbers else []
-
-    def document(self, doc, where: str, field: str | None = None,
-                 under_value: bool = False) -> list[Leak]:
-        """The structural rule on a parsed JSON document."""
-        leaks: list[Leak] = []
-        if isinstance(doc, dict):
-            own = doc.get("feature") if doc.get("feature") in self.fields else field
-            for k, v in doc.items():
-                if k in self.fields:
-                    if isinstance(v, (dict, list)):
-                        leaks += self.document(v, where, k, under_value)
-                    else:
-                        leaks += self.value(k, v, f"{where} [{k}]")
-                else:
-                    leaks += self.document(v, where, own, under_value or k in VALUE_KEYS)
-        elif isinstance(doc, list):
-            for v in doc:
-                leaks += self.document(v, where, field, under_value)
-        elif field is not None and under_value:
-            leaks += self.value(field, doc, f"{where} [{field}]")
-        return leaks
-
-    def cell(self, value, where: str) -> list[Leak]:
-        if value is None:
-            return []
-        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        leaks = self.text(text, where)
-        if text[:1] in "[{":
-            try:
-                leaks += self.document(json.loads(text), where)
-            except ValueError:
-                pass
-        return leaks
-
-    def parquet(self, path: Path, where: str) -> list[Leak]:
-        frame = pd.read_parquet(path)
-        leaks = []
-        for col in frame.columns:
-            values = frame[col].dropna().unique()
-            if col in self.fields:
-                for v in values:
-                    leaks += self.value(col, v.item() if hasattr(v, "item") else v,
-                                        f"{where} [{col}]")
-            else:
-                leaks += self.text("\n".join(map(str, values)), f"{where} [{col}]")
-        return leaks
-
-    def file(self, path: Path, where: str) -> list[Leak]:
-        """One file by its kind: parquet by column, a SQLite file by row, a torch file by its
-        pickle (strings live there; tensors are numbers of the model), text as text."""
-        if path.suffix == ".parquet":
-            return self.parquet(path, where)
-        if path.suffix == ".db":
-            return self.store(f"sqlite:///{path}", where)
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                return [leak for name in archive.namelist() if name.endswith(".pkl")
-                        for leak in self.text(archive.read(name).decode("latin-1"),
-                                              f"{where}:{name}")]
-        data = path.read_bytes()
-        text = data.decode("utf-8") if path.suffix in (".json", ".html", ".yaml", ".txt",
-                                                       ".md", ".csv") else data.decode("latin-1")
-        noise = evidently_noise() if "window.drawDashboard" in text else frozenset()
-        leaks = self.text(text, where, noise)
-        if path.suffix == ".json":
-            leaks += self.document(json.loads(text), where)
-        return leaks
-
-    def store(self, url: str, name: str = "store") -> list[Leak]:
-        engine = sa.create_engine(url)
-        leaks: list[Leak] = []
-        try:
-            inspector = sa.inspect(engine)
-            with engine.connect() as conn:
-                for table in inspector.get_table_names():
-                    for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')).mappings():
-                        feature = row.get("feature")
-                        for col, value in row.items():
-                            where = f"{name}:{table}.{col}"
-                            leaks += self.cell(value, where)
-                            if col == "examples" and feature in self.fields and value:
-                                doc = json.loads(value) if isinstance(value, str) else value
-                                leaks += self.document({"feature": feature, "examples": doc},
-                                                       where)
-        finally:
-            engine.dispose()
-        return leaks
-
-
-@dataclass
-class Artifacts:
-    """What the commands of one project left behind."""
-
-    root: Path
-    url: str
-    store: str
-    scanner: Scanner
-    results: dict[str, object]
-    stdout: dict[str, str]
-    stderr: dict[str, str]
-    raw: dict[str, object]
-
-    def path(self, artifact: str) -> Path:
-        """An artifact path of a result (relative ones are under the run's folder)."""
-        return self.root / artifact
-
-    def files(self) -> Iterator[Path]:
-        return (p for p in sorted(self.root.rglob("*")) if p.is_file())
-
-    def leaks(self) -> list[Leak]:
-        out = []
-        for path in self.files():  # the results store is one of them
-            out += self.scanner.file(path, str(path.relative_to(self.root)))
-        return out
-
-    def __repr__(self) -> str:  # the values are thousands
-        return f"Artifacts({self.root}, {len(self.results)} runs)"
-
-
-@functools.cache
-def evidently_noise() -> frozenset[str]:
-    """The tokens of an Evidently page drawn from made-up numbers: its JavaScript and styles,
-    the same in every page (``u9``, ``25095`` ... are code, not people)."""
-    import tempfile
-
-    from monitors import drift
-    from monitors.reports import write_evidently_drift
-
-    rng = np.random.default_rng(0)
-    target = drift.DriftTarget("x", "num")
-    ref = drift.profile_frame(pd.DataFrame({"x": rng.normal(size=2000)}), [target])
-    cur = drift.profile_frame(pd.DataFrame({"x": rng.normal(1, size=2000)}), [target])
-    with tempfile.TemporaryDirectory() as tmp:
-        page = write_evidently_drift(Path(tmp) / "noise.html", ref, cur, [target],
-                                     drift.compare_profiles(ref, cur, [target], "offline"))
-        text = Path(page).read_text()
-    # the page's own data (the script defining ``metric_...``) is not noise
-    data = re.search(r"<script>\s*var metric_.*?</script>", text, re.S)
-    code = text.replace(data.group(), "") if data else text
-    return frozenset(set(_TOKEN.findall(code)) | set(re.findall(r"\w+", code))
-                     | {m.group() for m in _NUMBER.finditer(code)})
-
-
-def _summary(leaks: list[Leak]) -> str:
-    where = Counter(leak.where.split(" [")[0] for leak in leaks)
-    return (f"{len(leaks)} raw personal values in artifacts ({dict(where)}), e.g. "
-            f"{leaks[0] if leaks else None}")
-
-
-def _run(argv: list[str]) -> tuple[int, object, str, str]:
-    from funnelguard.cli import run
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code, result = run([str(a) for a in argv])
-    return code, result, out.getvalue(), err.getvalue()
-
-
-@contextlib.contextmanager
-def _isolated(root: Path):
-    """Run inside ``root`` (the deployment's working directory: its key file lands there)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.delenv("FUNNELGUARD_REDACTION_KEY", raising=False)
-        mp.setenv("FUNNELGUARD_STORE", f"sqlite:///{root / 'default-store.db'}")
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
-
-
-def _train_config(root: Path, **optim) -> Path:
-    from tests.model.conftest import TINY
-
-    raw = {k: dict(v) for k, v in TINY.items()}
-    raw["optim"] = {"batch_size": 1024, "epochs": 1, "max_steps": 12, **optim}
-    path = root / "train.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def _record(state: dict, name: str, argv: list[str]) -> None:
-    code, result, out, err = _run(argv)
-    assert result is not None and result.error is None, (name, code, result)
-    state["results"][name] = result
-    state["stdout"][name], state["stderr"][name] = out, err
+from tests.reliability.pii_scan import leak_summary
 
 
 @pytest.fixture(scope="module")
 def packaged(warehouse, tmp_path_factory) -> Artifacts:
     """The packaged project on the faulted warehouse: every command, into one folder."""
-    from contracts import load_contract
-    from funnelguard.warehouse import connect
-
     url = warehouse(*FAULTS, days=DAYS, per_day=PER_DAY)
-    root = tmp_path_factory.mktemp("pii_packaged")
-    store = f"sqlite:///{root / 'results.db'}"
-    state: dict = {"results": {}, "stdout": {}, "stderr": {}}
-    engine = connect(url)
-    with engine.connect() as conn:  # an impression whose served income was multiplied
-        iid = conn.execute(sa.text(
-            "SELECT s.impression_id FROM serving_log s JOIN offline_features o "
-            "ON o.impression_id = s.impression_id WHERE s.ds = :d AND s.annual_income > 0 "
-            "AND s.annual_income <> o.annual_income ORDER BY s.impression_id LIMIT 1"),
-            {"d": LAST}).scalar_one()
-        raw = dict(conn.execute(sa.text(
-            "SELECT user_id, credit_score, annual_income FROM serving_log "
-            "WHERE impression_id = :i"), {"i": iid}).mappings().one())
-    with _isolated(root):
-        common = ["--warehouse", url, "--store", store]
-        for day in (MIDDLE, KEYS_DAY, OFFLINE_DAY, LAST):
-            for name, argv in (("validate-offline", ["validate", "--env", "offline"]),
-                               ("validate-online", ["validate", "--env", "online"]),
-                               ("drift", ["drift", "--html", f"html/{day}"]),
-                               ("skew", ["skew", "--html", f"html/{day}"]),
-                               ("freshness", ["freshness", "--html", f"html/{day}"])):
-                _record(state, f"{name}-{day}", [
-                    "-q", *argv, "--date", day, *common, "--json", f"json/{name}-{day}.json"])
-        _record(state, "validate-impressions", [
-            "-q", "validate", "--contract", "impressions", "--env", "offline", "--date",
-            KEYS_DAY, *common, "--json", "json/validate-impressions.json"])
-        for as_of in ("2026-10-21", AS_OF):
-            _record(state, f"gate-{as_of}", ["-q", "gate", "--as-of", as_of, *common,
-                                             "--json", f"json/gate-{as_of}.json"])
-        _record(state, "replay", ["-q", "replay", "--date", LAST, "--model", "served", *common,
-                                  "--json", "json/replay.json"])
-        _record(state, "train", ["-q", "train", "--as-of", AS_OF, "--out", "model",
-                                 "--config", _train_config(root), *common,
-                                 "--json", "json/train.json"])
-        _record(state, "explain", ["explain", iid, "--model", "served", "--warehouse", url,
-                                   "--json", "json/explain.json"])
-        _record(state, "explain-shown", ["-q", "explain", iid, "--model", "served",
-                                         "--warehouse", url, "--show-restricted",
-                                         "--json", "json/explain-shown.json"])
-    try:
-        contracts = [load_contract(n) for n in ("ranking_features", "impressions", "labels")]
-        scanner = Scanner.of(engine, contracts)
-    finally:
-        engine.dispose()
-    return Artifacts(root, url, store, scanner, state["results"], state["stdout"],
-                     state["stderr"], {"impression": iid, **raw})
+    return run_packaged(url, tmp_path_factory.mktemp("pii_packaged"))
 
 
 @pytest.fixture(scope="module")
 def market(marketplace_faulted, tmp_path_factory) -> Artifacts:
     """The second project on its faulted warehouse: the same commands, and a stopped training."""
-    from funnelguard.project import load_project
-    from funnelguard.warehouse import connect
-    from model.job import run_training
-    from model.trainset import build_training_set
-    from tests.model.conftest import tiny_config
-    from tests.model.evaluation.conftest import untrained_model
-
-    m = marketplace_faulted
-    project = load_project(m.project_path)
-    root = tmp_path_factory.mktemp("pii_market")
-    store = f"sqlite:///{root / 'results.db'}"
-    state: dict = {"results": {}, "stdout": {}, "stderr": {}}
-    engine = connect(m.warehouse_url)
-    last = m.last.isoformat()
-    with engine.connect() as conn:
-        key = conn.execute(sa.text(
-            "SELECT imp_key FROM features_served WHERE event_date = :d AND quoted_apr = -9.0 "
-            "ORDER BY imp_key LIMIT 1"), {"d": last}).scalar_one()
-    with _isolated(root):
-        model_dir = untrained_model(project, m.warehouse_url, m.as_of, root / "model",
-                                    default_id_buckets=32)
-        common = ["--project", m.project_path, "--store", store]
-        for name, argv in (("validate-offline", ["validate", "--env", "offline"]),
-                           ("validate-online", ["validate", "--env", "online"]),
-                           ("drift", ["drift", "--html", "html"]),
-                           ("skew", ["skew", "--html", "html"]),
-                           ("freshness", ["freshness", "--html", "html"]),
-                           ("replay", ["replay", "--model", model_dir])):
-            _record(state, name, ["-q", *argv, "--date", last, *common,
-                                  "--json", f"json/{name}.json"])
-        _record(state, "gate", ["-q", "gate", "--as-of", m.as_of.isoformat(), *common,
-                                "--json", "json/gate.json"])
-        _record(state, "explain", ["explain", key, "--model", model_dir, "--project",
-                                   m.project_path, "--json", "json/explain.json"])
-        _record(state, "explain-shown", ["-q", "explain", key, "--model", model_dir,
-                                         "--project", m.project_path, "--show-restricted",
-                                         "--json", "json/explain-shown.json"])
-        ts = build_training_set(project, engine, m.as_of)
-        frame = ts.frame.copy()
-        train = np.flatnonzero(frame["split"].to_numpy() == "train")
-        frame.loc[train[:256], "loan_amount"] = np.inf  # the first batch is the whole split
-        cfg = tiny_config(project=project, optim={"batch_size": 50_000, "max_steps": 3})
-        state["results"]["train"] = run_training(dataclasses.replace(ts, frame=frame),
-                                                 root / "trained", cfg, project=project,
-                                                 store_url=store)
-    try:
-        scanner = Scanner.of(engine, project.contracts.values())
-    finally:
-        engine.dispose()
-    return Artifacts(root, m.warehouse_url, store, scanner, state["results"], state["stdout"],
-                     state["stderr"], {"impression": key})
+    return run_market(marketplace_faulted, tmp_path_factory.mktemp("pii_market"))
 
 
 # -- the scans ---------------------------------------------------------------------------------
@@ -451,7 +72,7 @@ def market(marketplace_faulted, tmp_path_factory) -> Artifacts:
 def test_no_raw_personal_value_in_any_artifact(project, request):
     artifacts: Artifacts = request.getfixturevalue(project)
     leaks = artifacts.leaks()
-    assert leaks == [], _summary(leaks)
+    assert leaks == [], leak_summary(leaks)
 
 
 def test_the_packaged_artifacts_are_the_ones_that_could_leak(packaged):

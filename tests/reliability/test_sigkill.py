@@ -25,7 +25,7 @@ import pytest
 import torch
 import yaml
 
-from tests.reliability.cases import assert_outcome, run_in_process
+from tests.reliability.harness import assert_outcome, run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "byow" / "tiny_train.yaml"
