@@ -114,6 +114,10 @@ def store_url_of(args: argparse.Namespace, project=None) -> str:
     """``--store``, else ``$FUNNELGUARD_STORE``, else the project's, else the default."""
     from funnelguard.commands import resolve_store_url
 
+    if getattr(args, "store", None) or os.environ.get("FUNNELGUARD_STORE"):
+        return resolve_store_url(getattr(args, "store", None), None)  # no project needed
+    if project is None:
+        project = getattr(args, "resolved_project", None)
     if project is None and getattr(args, "project", None) is not None:
         from funnelguard.project import load_project
 

@@ -149,12 +149,6 @@ class Project:
                          f"{[c.name for c in self.contracts.values()]} of project {self.path}, "
                          f"found {dataset!r}")
 
-    def contract_for_table(self, table: str) -> Contract | None:
-        for c in self.contracts.values():
-            if table in c.tables.values():
-                return c
-        return None
-
     # -- the catalogue -----------------------------------------------------------------------
 
     @property

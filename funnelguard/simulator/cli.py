@@ -21,19 +21,32 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _with_fault_table(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Build the fault table only when the help is shown: it reads the packaged contracts,
+    which every other ``funnelguard`` start should not pay for."""
+
+    class _Help(type(parser)):
+        def format_help(self) -> str:
+            from funnelguard.simulator.catalogue import fault_help_table
+
+            self.epilog = fault_help_table()
+            return super().format_help()
+
+    parser.__class__ = _Help
+    return parser
+
+
 def register(subparsers) -> None:
     """Add the ``simulate`` subcommand."""
-    from funnelguard.simulator.catalogue import fault_help_table
-
     parser = subparsers.add_parser(
         "simulate",
         help="build the simulated funnel warehouse (optionally with faults)",
         description=("Build the simulated warehouse: impressions, offline_features, serving_log, "
                      "labels, oracle and fault_manifest (docs/data.md). Refuses a non-empty "
                      "warehouse unless --replace."),
-        epilog=fault_help_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _with_fault_table(parser)
     parser.add_argument("--warehouse", required=True, metavar="URL",
                         help="warehouse SQLAlchemy URL (sqlite:///path, postgresql+psycopg://...)")
     parser.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first partition")

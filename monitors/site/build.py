@@ -77,8 +77,11 @@ def _open(store_url: str):
 
     try:
         url = sa.engine.make_url(store_url)
-    except sa.exc.ArgumentError as exc:
-        raise InputError(f"--store: expected a SQLAlchemy URL, found {store_url!r}") from exc
+    except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: e.g. a non-numeric port
+        from monitors.store.errors import shown_url
+
+        raise InputError(f"--store: expected a SQLAlchemy URL, found {shown_url(store_url)!r}"
+                         ) from exc
     if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:") \
             and not Path(url.database).is_file():
         raise InputError(f"site build: expected a results store at {store_url}, found no file "

@@ -73,7 +73,7 @@ def test_registering_simulate_imports_nothing_heavy():
 
     code = ("import argparse, sys; from funnelguard.simulator import cli; "
             "cli.register(argparse.ArgumentParser().add_subparsers()); "
-            "print(sorted(m for m in ('pandas', 'numpy', 'torch', 'evidently', 'pandera', 'airflow') "
-            "if m in sys.modules))")
+            "print(sorted(m for m in ('pandas', 'numpy', 'torch', 'evidently', 'pandera', 'airflow', "
+            "'pydantic', 'funnelguard.simulator.schema') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
