@@ -280,7 +280,11 @@ def read_partition(
 
 
 def __getattr__(name: str):
-    # Compatibility: the packaged demo project's catalogue, owned by the simulator.
+    # Compatibility: the packaged demo project's catalogue, owned by the simulator. Dunder
+    # lookups (the import system asks for ``__path__`` on every ``from ... import``) must not
+    # load it: it reads the packaged contracts.
+    if name.startswith("__"):
+        raise AttributeError(name)
     from funnelguard.simulator import schema
 
     if name in schema.__all__ and name != "packaged_project":

@@ -90,3 +90,12 @@ def test_a_closed_pipe_is_not_a_traceback(marketplace_faulted, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
     assert done.stdout.strip() == "141"
+
+
+def test_starting_the_cli_reads_no_contract():
+    """``funnelguard --help`` (every start) builds the parser without loading contracts."""
+    code = ("import sys; from funnelguard.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('funnelguard.simulator.schema', 'pydantic', 'pandas', "
+            "'open_data_contract_standard') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
