@@ -146,7 +146,7 @@ def marketplace_pg(tmp_path_factory, pg_url):
     """The second project, clean, on PostgreSQL (its own schema, dropped after the session)."""
     from tests.byow.marketplace import build_marketplace
 
-    schema = "fg_marketplace"
+    schema = f"fg_marketplace_{os.getpid()}"  # its own per session: runs may share the server
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
