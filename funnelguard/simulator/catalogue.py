@@ -109,6 +109,26 @@ FAULTS: dict[str, FaultKind] = {k.name: k for k in (
               (_k("task", REQUIRED, "/".join(TASKS)), _SHARE,
                _k("since", MIDDLE, "first landing date YYYY-MM-DD (default: start + days//2)")),
               "that share of the task's events landing on or after since never loads"),
+    FaultKind("label_delay",
+              (_k("task", REQUIRED, "/".join(TASKS)), _k("days", 3, "days added to loaded_at"),
+               _k("since", MIDDLE, "first impression date YYYY-MM-DD (default: start + days//2)")),
+              "the task's events of impressions on or after since load days later "
+              "(those now due after now are not loaded yet)"),
+    FaultKind("served_late", (_k("hours", 10, "hours added to served_at"), _DAY),
+              "the partition's online served_at shifted later by hours (rows land late)"),
+    FaultKind("extreme_value",
+              (_k("feature", REQUIRED, "float feature"), _k("value", 1e30, "the finite value written"),
+               _k("share", 0.005, "fraction of the partition's rows, in (0, 1]"), _DAY, _ENV),
+              "values set to one finite extreme (defaults and NULLs untouched)", _FLOAT),
+    FaultKind("label_leak",
+              (_k("feature", REQUIRED, "numeric feature"), _k("task", REQUIRED, "/".join(TASKS)),
+               _k("since", MIDDLE, "first partition YYYY-MM-DD (default: start + days//2)")),
+              "offline value of the task's positives set to the partition's 99th percentile "
+              "(a feature computed from the label); online untouched", _NUMERIC),
+    FaultKind("volume_loss",
+              (_k("share", 0.2, "fraction of the partition's rows lost, in (0, 1]"), _DAY,
+               _k("env", "online", "offline (offline_features) or online (serving_log)")),
+              "that share of the partition's rows never written"),
 )}
 
 
@@ -179,6 +199,7 @@ def _value_parsers(spec: str, kind: FaultKind, start: dt.date, days: int
         "env": lambda v: _choice(spec, "env", v, envs),
         "factor": lambda v: _parse_float(spec, "factor", v),
         "scale": lambda v: _parse_float(spec, "scale", v),
+        "value": lambda v: _parse_float(spec, "value", v),
         "lag_days": lambda v: _parse_int(spec, "lag_days", v, low=1),
         "days": lambda v: _parse_int(spec, "days", v, low=1),
         "hours": lambda v: _parse_int(spec, "hours", v, low=1),

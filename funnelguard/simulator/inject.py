@@ -222,11 +222,83 @@ def _label_drop(world, fault, rng):
     return _unload(world, fault, task, rows)
 
 
+def _label_delay(world, fault, rng):
+    task, shift = str(fault.get("task")), int(fault.get("days")) * _US_PER_DAY
+    labels = world.labels
+    loaded = labels[f"{task}_loaded_at"].to_numpy()
+    since = _day_number(fault.get("since"))
+    rows = np.flatnonzero((labels["ds"].to_numpy() >= since) & (loaded >= 0))
+    moved = loaded[rows] + shift
+    landed = moved < world.now_us
+    col = labels.columns.get_loc(f"{task}_loaded_at")
+    labels.iloc[rows[landed], col] = moved[landed]
+    out = _unload(world, fault, task, rows[~landed]) if (~landed).any() else []
+    days, counts = np.unique(labels["ds"].to_numpy()[rows[landed]], return_counts=True)
+    # Only loaded_at moved for these rows (the event time is the same): the manifest names it.
+    return out + [ManifestEntry(fault.name, fault.spec, f"{task}_loaded_at", task, "labels",
+                                _date(d), int(c)) for d, c in zip(days, counts, strict=True)]
+
+
+def _served_late(world, fault, rng):
+    rows = _day_rows(world.online, fault.get("day"))
+    col = world.online.columns.get_loc("served_at")
+    served = world.online["served_at"].to_numpy()[rows]
+    valid = served >= 0
+    world.online.iloc[rows[valid], col] = served[valid] + int(fault.get("hours")) * 3_600 * 10**6
+    return [ManifestEntry(fault.name, fault.spec, "served_at", None, "online", fault.get("day"),
+                          int(valid.sum()))]
+
+
+def _extreme_value(world, fault, rng):
+    feature, env = str(fault.get("feature")), str(fault.get("env"))
+    frame = world.frame(env)
+    day_rows = _day_rows(frame, fault.get("day"))
+    eligible = day_rows[~_is_default(frame[feature].to_numpy()[day_rows], feature)]
+    rows = _pick(rng, eligible, float(fault.get("share")))
+    return [_set_feature(world, env, fault, feature, rows,
+                         np.full(len(rows), float(fault.get("value"))))]
+
+
+def _label_leak(world, fault, rng):
+    feature, task = str(fault.get("feature")), str(fault.get("task"))
+    frame, labels = world.offline, world.labels
+    positive = np.zeros(len(world.draw), dtype=bool)
+    positive[labels["_row"].to_numpy()] = labels[f"{task}_ts"].to_numpy() >= 0
+    out = []
+    last = int(frame["ds"].max())
+    for day in range(_day_number(fault.get("since")), last + 1):
+        rows = _day_rows(frame, _date(day))
+        values = frame[feature].to_numpy()[rows].astype(np.float64)
+        usable = ~_is_default(values, feature)
+        if not usable.any():
+            continue
+        high = np.quantile(values[usable], 0.99)
+        is_pos = positive[frame["_row"].to_numpy()[rows]]
+        target = rows[is_pos & usable]
+        new = np.full(len(target), high)
+        if FEATURE_BY_NAME[feature].kind == "int":
+            new = np.rint(new)
+        entry = _set_feature(world, "offline", fault, feature, target, new)
+        out.append(ManifestEntry(entry.fault, entry.spec, feature, task, "offline", _date(day),
+                                 entry.affected_rows))
+    return out
+
+
+def _volume_loss(world, fault, rng):
+    env = str(fault.get("env"))
+    frame = world.frame(env)
+    rows = _pick(rng, _day_rows(frame, fault.get("day")), float(fault.get("share")))
+    world.set_frame(env, frame.drop(index=frame.index[rows]).reset_index(drop=True))
+    return [ManifestEntry(fault.name, fault.spec, None, None, env, fault.get("day"), len(rows))]
+
+
 _APPLY: dict[str, Callable[..., list[ManifestEntry]]] = {
     "serving_default": _serving_default, "unit_mismatch": _unit_mismatch,
     "stale_online": _stale_online, "category_remap": _category_remap, "tz_shift": _tz_shift,
     "null_burst": _null_burst, "nan_burst": _nan_burst, "outlier_burst": _outlier_burst,
     "duplicate_keys": _duplicate_keys, "label_lag": _label_lag, "label_drop": _label_drop,
+    "label_delay": _label_delay, "served_late": _served_late, "extreme_value": _extreme_value,
+    "label_leak": _label_leak, "volume_loss": _volume_loss,
 }
 
 

@@ -37,11 +37,17 @@ SPECS = [
     "duplicate_keys:share=0.05,env=labels",
     "label_lag:days=4",
     "label_drop:task=conversion,share=0.5",
+    "label_delay:task=approval,days=3",
+    "served_late:hours=10",
+    "extreme_value:feature=annual_income,share=0.01",
+    "label_leak:feature=credit_utilization,task=conversion",
 ]
+# Faults that remove rows: checked apart (the remaining rows are the clean ones).
+LOSS_SPECS = ["volume_loss:share=0.2", "volume_loss:share=0.5,env=offline"]
 
 
 def test_every_fault_of_the_catalogue_is_exercised():
-    assert {s.split(":")[0] for s in SPECS} == set(FAULTS)
+    assert {s.split(":")[0] for s in SPECS + LOSS_SPECS} == set(FAULTS)
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +200,50 @@ def test_label_drop_loses_that_share_of_events_since_the_date(warehouse, clean):
     assert (after[after < since].count() == before[before < since].count())
     kept = after[after >= since].count() / before[before >= since].count()
     assert 0.4 <= kept <= 0.6
+
+
+@pytest.mark.parametrize("spec", LOSS_SPECS)
+def test_volume_loss_removes_exactly_that_share_of_one_partition(warehouse, clean, spec):
+    faulted = _faulted(warehouse, spec)
+    (m,) = faulted["fault_manifest"].itertuples()
+    table = ENV_TABLE[m.environment]
+    before, after = clean[table], faulted[table]
+    day_rows = int((before["ds"] == LAST).sum())
+    assert m.ds == LAST and m.affected_rows == round(float(spec.split("share=")[1].split(",")[0])
+                                                     * day_rows)
+    assert len(before) - len(after) == m.affected_rows
+    assert (after["ds"] == LAST).sum() == day_rows - m.affected_rows
+    kept = before.merge(after, on=list(before.columns), how="inner")
+    assert len(kept) == len(after), "every remaining row is a clean row, unchanged"
+    for other in set(ENV_TABLE.values()) - {table}:
+        assert len(faulted[other]) == len(clean[other])
+
+
+def test_label_delay_moves_only_loaded_at_of_the_task(warehouse, clean):
+    faulted = _faulted(warehouse, "label_delay:task=approval,days=3")
+    before, after = clean["labels"], faulted["labels"]
+    since = MIDDLE
+    late = (before["ds"] >= since) & before["approval_loaded_at"].notna()
+    moved = after["approval_loaded_at"][late] - before["approval_loaded_at"][late]
+    assert (moved.dropna() == pd.Timedelta(days=3)).all() and moved.notna().sum() > 0
+    # Events now due after "now" have not landed yet.
+    unloaded = late & after["approval_loaded_at"].isna()
+    assert ((before["approval_loaded_at"][unloaded] + pd.Timedelta(days=3)) >= NOW).all()
+    assert after["approval_ts"][late & ~unloaded].equals(before["approval_ts"][late & ~unloaded])
+
+
+def test_extreme_value_writes_one_finite_value_to_that_share(warehouse, clean):
+    faulted = _faulted(warehouse, "extreme_value:feature=annual_income,share=0.01")
+    after = _day(faulted["offline_features"], LAST)["annual_income"]
+    assert (after == 1e30).sum() == faulted["fault_manifest"]["affected_rows"].sum() > 0
+
+
+def test_label_leak_raises_the_feature_of_positives_only(warehouse, clean):
+    faulted = _faulted(warehouse, "label_leak:feature=credit_utilization,task=conversion")
+    before, after = clean["offline_features"], faulted["offline_features"]
+    changed = cells_differ(before["credit_utilization"], after["credit_utilization"])
+    positive = clean["labels"]["conversion_ts"].notna().to_numpy()
+    assert changed.sum() > 0 and positive[changed].all()
+    assert (before["ds"][changed] >= MIDDLE).all()
+    assert faulted["serving_log"]["credit_utilization"].equals(
+        clean["serving_log"]["credit_utilization"])
