@@ -2,10 +2,12 @@
 
 Deep funnel outcomes arrive days after the impression. :func:`resolve_labels` applies the as-of
 rule (positive if loaded before A, negative once the maturity window has closed, otherwise
-unknown); :func:`evaluate_gate` judges each stage's maturity, label freshness and completeness
-and returns a :class:`GateDecision`; :func:`monitors.maturity.commands.run_gate` is the typed
-command the ``funnelguard gate`` CLI and the DAG tasks call. Stages, windows, tables and
-columns all come from the project's contracts (:class:`LabelColumns`).
+unknown); :func:`evaluate_gate` judges each stage's maturity, label freshness, completeness
+and label delays (:mod:`monitors.maturity.delay_monitor` on the curves of
+:mod:`monitors.maturity.delays`) and returns a :class:`GateDecision`;
+:func:`monitors.maturity.commands.run_gate` is the typed command the ``funnelguard gate`` CLI
+and the DAG tasks call. Stages, windows, tables and columns all come from the project's
+contracts (:class:`LabelColumns`).
 """
 
 from monitors.maturity.asof import (
@@ -19,6 +21,13 @@ from monitors.maturity.asof import (
     select_tasks,
 )
 from monitors.maturity.completeness import CompletenessResult, check_completeness
+from monitors.maturity.delay_monitor import LabelDelayResult, check_label_delay
+from monitors.maturity.delays import (
+    DayCompletion,
+    DelayCurve,
+    complete_labels,
+    delay_curves,
+)
 from monitors.maturity.freshness import FreshnessResult, check_freshness, landing_due_at
 from monitors.maturity.gate import (
     DEFAULT_WINDOW_DAYS,
@@ -36,9 +45,15 @@ __all__ = [
     "GatePolicy",
     "TaskGate",
     "CompletenessResult",
+    "DayCompletion",
+    "DelayCurve",
+    "LabelDelayResult",
     "FreshnessResult",
     "as_of_instant",
     "check_completeness",
+    "check_label_delay",
+    "complete_labels",
+    "delay_curves",
     "check_freshness",
     "evaluate_gate",
     "landing_due_at",

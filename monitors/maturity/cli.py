@@ -1,7 +1,8 @@
 """``funnelguard gate``: may training run on the window ending at the as-of date?
 
 Prints and stores one finding per check and stage (``label_maturity``, ``label_freshness``,
-``label_completeness``, ``gate``); exit 1 means training must not run. A thin adapter over
+``label_completeness``, ``label_delay``, ``gate``); exit 1 means training must not run. The
+``--json`` document's ``label_delay`` key holds each stage's delay curve (quantiles in days). A thin adapter over
 :func:`monitors.maturity.commands.run_gate`. Nothing heavy is imported at module level (the
 ``funnelguard --help`` path).
 """
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "gate", help="label-maturity gate: exit 1 means training must not run",
         description="May training run on the window ending at the as-of date? One finding per "
                     "check and stage (label_maturity, label_freshness, label_completeness, "
-                    "gate). Exit codes: 0 training may run, 1 it must not, 2 bad input, "
+                    "label_delay, gate). Exit codes: 0 training may run, 1 it must not, 2 bad input, "
                     "3 environment failure.")
     add_common_flags(parser, date="--as-of", contract=LABELS)
     parser.add_argument("--window-days", type=int, default=None, metavar="N",

@@ -4,8 +4,11 @@ Per funnel stage (the labels contract's ``maturityWindows``, in funnel order), t
 the impressions of the training window ``[A - window_days, A - 1]``: ``label_maturity`` (the
 share whose maturity window has closed), ``label_freshness`` (the daily landing arrived,
 :mod:`monitors.maturity.freshness`) and ``label_completeness`` (matured and maturing cohorts
-hold the positives their trailing norm predicts, :mod:`monitors.maturity.completeness`). A stage
-passes when all three pass; the gate passes when every stage does. The decision also names the
+hold the positives their trailing norm predicts, :mod:`monitors.maturity.completeness`); and
+``label_delay`` on the cohorts of the delay norm (recent positives land later than their
+norm, or after the maturity window closes, :mod:`monitors.maturity.delay_monitor`: a warning,
+an error only when the late share exceeds the policy's). A stage passes when none of them
+failed with an error; the gate passes when every stage does. The decision also names the
 largest window whose labels are final and complete for every stage, so the nightly job can
 narrow the window instead of skipping a night. Tables, columns and stages come from the project.
 """
@@ -28,6 +31,8 @@ from monitors.maturity.asof import (
     select_tasks,
 )
 from monitors.maturity.completeness import CompletenessResult, check_completeness
+from monitors.maturity.delay_counts import delay_counts
+from monitors.maturity.delay_monitor import LabelDelayResult, check_label_delay
 from monitors.maturity.freshness import DEFAULT_LANDING_HOURS, FreshnessResult, check_freshness
 
 if TYPE_CHECKING:
@@ -70,6 +75,15 @@ class GatePolicy:
         completeness_alpha: family-wise error rate of the completeness tests, per task.
         max_ratio: a completeness failure must also show observed/expected below this.
         norm_cohorts: matured cohorts in a trailing norm.
+        delay_recent_cohorts: shortest and longest recent span whose label delays are tested
+            against the ``delay_norm_cohorts`` before it (docs/labels.md, "Label delays").
+        delay_norm_cohorts: cohorts in the delay norm.
+        delay_alpha: level of the one-sided "recent positives land later" test, per task.
+        delay_coverage: share of landings a maturity window should cover; the suggested window
+            covers it, and a window clearly covering less is a warning.
+        max_late_share: a share of positives landing after the window closes above this (with
+            95 % confidence) is an error: training must not run, they would be negatives.
+        delay_min_events: fewer positives than this in the delay cohorts: not assessed.
     """
 
     min_matured_share: float = 0.25
@@ -78,6 +92,17 @@ class GatePolicy:
     completeness_alpha: float = 1e-3
     max_ratio: float = 0.75
     norm_cohorts: int = 14
+    delay_recent_cohorts: tuple[int, int] = (5, 14)
+    delay_norm_cohorts: int = 28
+    delay_alpha: float = 1e-3
+    delay_coverage: float = 0.99
+    max_late_share: float = 0.02
+    delay_min_events: int = 20
+
+    @property
+    def delay_days(self) -> int:
+        """How many cohort days the delay monitor reads before the as-of date."""
+        return self.delay_recent_cohorts[1] + self.delay_norm_cohorts
 
 
 @dataclass(frozen=True)
@@ -92,6 +117,7 @@ class TaskGate:
         matured_through: the latest cohort day whose labels are final and complete (None: none).
         freshness, completeness: the detailed results.
         reasons: one plain sentence per failed check.
+        delay: the label-delay monitor's result (None: not run).
     """
 
     task: str
@@ -103,6 +129,7 @@ class TaskGate:
     freshness: FreshnessResult
     completeness: CompletenessResult
     reasons: tuple[str, ...] = ()
+    delay: LabelDelayResult | None = None
 
     @property
     def matured_share(self) -> float:
@@ -148,8 +175,10 @@ class GateDecision:
 
     def to_run_result(self) -> RunResult:
         """The ``gate`` command's result: partition = as-of date, dataset = the labels contract."""
+        delays = {t.task: t.delay.to_json() for t in self.tasks if t.delay is not None}
         return RunResult(command="gate", partition=self.as_of.isoformat(), findings=self.findings,
-                         dataset=self.dataset, metrics=self.metrics)
+                         dataset=self.dataset, metrics=self.metrics,
+                         details={"label_delay": delays} if delays else {})
 
 
 def _window_frame(project: Project, source: pd.DataFrame | Engine, columns: LabelColumns,
@@ -162,10 +191,17 @@ def _window_frame(project: Project, source: pd.DataFrame | Engine, columns: Labe
     return read_label_frame(project, source, start, end, tasks=columns.tasks)
 
 
-def _task_gate(frame: pd.DataFrame, columns: LabelColumns, task: str, days: float,
+def _task_gate(wide: pd.DataFrame, columns: LabelColumns, task: str, days: float,
                as_of: dt.date, window: tuple[dt.date, dt.date], policy: GatePolicy,
                landing_hours: float) -> TaskGate:
     instant = as_of_instant(as_of)
+    frame = wide.loc[wide[columns.day] >= window[0]]
+    delay_first = as_of - dt.timedelta(days=policy.delay_days)
+    delay = check_label_delay(
+        delay_counts(wide, columns, task, as_of, delay_first), as_of, days,
+        recent_cohorts=policy.delay_recent_cohorts, norm_cohorts=policy.delay_norm_cohorts,
+        alpha=policy.delay_alpha, coverage=policy.delay_coverage,
+        max_late_share=policy.max_late_share, min_events=policy.delay_min_events)
     impressions = len(frame)
     matured = int((frame[columns.event_time] + dt.timedelta(days=days) <= instant).sum())
     fresh = check_freshness(frame, task, as_of, columns=columns, landing_hours=landing_hours,
@@ -183,6 +219,8 @@ def _task_gate(frame: pd.DataFrame, columns: LabelColumns, task: str, days: floa
         reasons.append(fresh.message)
     if complete.assessed and not complete.passed:
         reasons.append(complete.message)
+    if not delay.passed and delay.severity == "error":
+        reasons.append(delay.message)
     # The last cohort whose labels are final: matured as of A, and as of the day after the
     # last landing when the pipeline stalled, and before any collapse.
     last = matured_through(as_of, days)
@@ -195,7 +233,7 @@ def _task_gate(frame: pd.DataFrame, columns: LabelColumns, task: str, days: floa
     if fresh.latest_loaded_at is None or last < window[0]:
         last = None
     return TaskGate(task, not reasons, days, impressions, matured, last, fresh, complete,
-                    tuple(reasons))
+                    tuple(reasons), delay)
 
 
 def _findings(t: TaskGate, window: tuple[dt.date, dt.date], policy: GatePolicy,
@@ -220,11 +258,28 @@ def _findings(t: TaskGate, window: tuple[dt.date, dt.date], policy: GatePolicy,
                 count=co.observed, dataset=dataset,
                 examples=None if co.span is None else (co.kind, *(d.isoformat() for d in co.span)),
                 message=co.message),
+        *_delay_findings(t, dataset),
         Finding("gate", t.passed, "error", task=t.task, value="pass" if t.passed else "fail",
                 dataset=dataset,
                 message=(f"{t.task}: training may use labels of {span}" if t.passed
                          else f"{t.task}: training must not run: " + "; ".join(t.reasons))),
     ]
+
+
+def _delay_findings(t: TaskGate, dataset: str) -> list[Finding]:
+    d = t.delay
+    if d is None:
+        return []
+    late = None if d.late_share is None else round(d.late_share[0], 6)
+    examples = None
+    if d.assessed:
+        examples = (f"suggested_window_days={d.suggested_window_days}",
+                    f"late_share_95={d.late_share[1]:.4f}..{d.late_share[2]:.4f}")
+        if d.shift is not None:
+            examples += (f"shift_days={d.shift.days:+d} ({d.shift.low:+d}..{d.shift.high:+d})",)
+    return [Finding("label_delay", d.passed, d.severity, task=t.task, value=late,
+                    threshold=d.max_late_share, count=None if d.curve is None else d.curve.n_events,
+                    dataset=dataset, examples=examples, message=d.message)]
 
 
 def evaluate_gate(
@@ -264,7 +319,8 @@ def evaluate_gate(
     if landing_hours is None:
         landing_hours = labels.freshness_hours or DEFAULT_LANDING_HOURS
     window = (as_of - dt.timedelta(days=window_days), as_of - dt.timedelta(days=1))
-    frame = _window_frame(project, source, columns, *window)
+    frame = _window_frame(project, source, columns,
+                          min(window[0], as_of - dt.timedelta(days=policy.delay_days)), window[1])
     verdicts = tuple(_task_gate(frame, columns, t, windows[t], as_of, window, policy,
                                 landing_hours) for t in tasks)
     ends = [t.matured_through for t in verdicts]
@@ -284,6 +340,10 @@ def evaluate_gate(
         Metric("matured_share", t.matured_share, task=t.task),
         Metric("missed_landings", float(t.freshness.missed_landings), task=t.task),
         Metric("completeness_ratio", t.completeness.ratio, task=t.task),
+        *(() if t.delay is None or t.delay.late_share is None else (
+            Metric("late_label_share", t.delay.late_share[0], task=t.task),
+            Metric("label_delay_shift_days",
+                   None if t.delay.shift is None else float(t.delay.shift.days), task=t.task))),
     )]
     return GateDecision(as_of, window, verdicts, tuple(findings), matured_window, tuple(metrics),
                         dataset=dataset)
