@@ -34,6 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="which of the project's contracts to validate (default features)")
     p.add_argument("--chunk-rows", type=int, default=200_000, metavar="N",
                    help="rows per chunk; memory grows with this, not the partition (default 200000)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--engine-checks", dest="engine_checks", action="store_true",
+                       default=None,
+                       help="run the checks inside the warehouse engine (default where it can: "
+                            "SQLite, PostgreSQL, DuckDB, parquet); only examples leave it")
+    where.add_argument("--in-memory", dest="engine_checks", action="store_false",
+                       help="read the partition in chunks and check it in memory (Pandera)")
     p.set_defaults(handler=_validate, command_name="validate")
 
     c = subparsers.add_parser("contracts", help="lint, diff and infer contract files",
@@ -86,7 +93,7 @@ def _validate(args: argparse.Namespace):
     engine = connect_warehouse(args, project)
     try:
         return run_validate(project, engine, day, environment=args.env, dataset=args.dataset,
-                            chunk_rows=args.chunk_rows)
+                            chunk_rows=args.chunk_rows, engine_checks=args.engine_checks)
     finally:
         engine.dispose()
 

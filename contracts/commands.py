@@ -30,7 +30,8 @@ DATASETS: tuple[str, ...] = PARTS
 
 def run_validate(project: Project, engine: Engine, partition: dt.date | str, *,
                  environment: str, dataset: str = FEATURES,
-                 chunk_rows: int = 200_000) -> RunResult:
+                 chunk_rows: int = 200_000, history_bounds: bool = True,
+                 engine_checks: bool | None = None) -> RunResult:
     """Validate one partition of a project contract's table for one environment.
 
     Args:
@@ -41,6 +42,13 @@ def run_validate(project: Project, engine: Engine, partition: dt.date | str, *,
         dataset: the part to check (``impressions``, ``features``, ``labels``) or the name
             of one of the project's contracts.
         chunk_rows: rows per chunk; memory grows with this, not with the partition.
+        history_bounds: also hold each numeric feature to its history's band
+            (``history_bound`` findings, :mod:`monitors.history_bounds`).
+        engine_checks: run the checks inside the warehouse engine
+            (:mod:`contracts.pushdown`: same findings, no rows moved) or, False, read the
+            partition in chunks and check it in memory. None: in the engine where
+            :data:`funnelguard.engines.IN_ENGINE_BY_DEFAULT` says so (SQLite, PostgreSQL,
+            DuckDB, parquet folders, a Spark :class:`~funnelguard.engines.SqlEngine`).
 
     Returns:
         One finding per (column, check), passing ones included; ``dataset`` is the contract's
@@ -51,12 +59,26 @@ def run_validate(project: Project, engine: Engine, partition: dt.date | str, *,
             chunk size, a missing table, column or partition (exit 2).
         EnvironmentFailure: the warehouse cannot be read (exit 3).
     """
-    from contracts.runner import validate_partition
+    from funnelguard.engines import checks_in_engine_by_default
     from funnelguard.warehouse import parse_date
 
     contract = contract_to_validate(project, dataset, environment, chunk_rows)
     day = parse_date(partition)
-    return validate_partition(contract, environment, engine, day, chunk_rows=chunk_rows)
+    if engine_checks is None:
+        engine_checks = checks_in_engine_by_default(engine)
+    if engine_checks:
+        from contracts.pushdown import validate_partition_in_engine
+
+        result = validate_partition_in_engine(contract, environment, engine, day,
+                                              segments=project.segments)
+    else:
+        from contracts.runner import validate_partition
+
+        result = validate_partition(contract, environment, engine, day, chunk_rows=chunk_rows,
+                                    segments=project.segments)
+    from monitors.history_bounds import with_history_bounds  # one line: history-based bounds
+    return with_history_bounds(result, project, engine, day, environment=environment,
+                               dataset=dataset, enabled=history_bounds)
 
 
 def contract_to_validate(project: Project, dataset: str, environment: str,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -23,8 +23,11 @@ from contracts.errors import MissingDataError
 from funnelguard.errors import EnvironmentFailure
 from funnelguard.warehouse import readable_column
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["table_columns", "require_contract_columns", "iter_chunks", "duplicate_keys",
-           "parse_timestamps"]
+           "parse_timestamps", "reflect_table"]
 
 
 def _where(engine: Engine) -> str:
@@ -33,6 +36,14 @@ def _where(engine: Engine) -> str:
 
 def table_columns(engine: Engine, table: str) -> list[str]:
     """Column names of ``table``; a missing table raises MissingDataError naming the database."""
+    if engine.dialect.name == "duckdb":  # duckdb_engine's reflection cannot read its catalogue
+        from funnelguard.engines import sql_engine
+
+        columns = sql_engine(engine).columns(table)
+        if columns is None:
+            raise MissingDataError(f"expected table {table!r} in warehouse {_where(engine)}, "
+                                   "found no such table")
+        return [name for name, _ in columns]
     try:
         insp = sa.inspect(engine)
         if not insp.has_table(table):
@@ -59,7 +70,15 @@ def require_contract_columns(engine: Engine, table: str, columns: Sequence[str],
     return present
 
 
-def _reflect(engine: Engine, table: str) -> sa.Table:
+def reflect_table(engine: Engine, table: str) -> sa.Table | sa.TableClause:
+    """``table`` to select from: reflected, or on DuckDB (whose SQLAlchemy reflection cannot
+    read its catalogue) a table clause of its column names.
+
+    Raises:
+        EnvironmentFailure: the warehouse cannot be inspected.
+    """
+    if engine.dialect.name == "duckdb":  # names are enough to select from it
+        return sa.table(table, *(sa.column(name) for name in table_columns(engine, table)))
     try:
         return sa.Table(table, sa.MetaData(), autoload_with=engine)
     except sa.exc.OperationalError as exc:
@@ -73,6 +92,8 @@ def parse_timestamps(series: pd.Series) -> pd.Series:
     object column beside the parsed ones, so the compiled ``dtype`` check fails exactly those
     rows; nulls stay null.
     """
+    import pandas as pd
+
     if pd.api.types.is_datetime64_any_dtype(series):
         return series.dt.tz_localize("UTC") if series.dt.tz is None else series.dt.tz_convert("UTC")
     parsed = pd.to_datetime(series, utc=True, format="ISO8601", errors="coerce")
@@ -99,7 +120,9 @@ def iter_chunks(engine: Engine, table: str, partition: dt.date, columns: Sequenc
         partition_column: the contract's partition column (``partitioned: true``).
         timestamps: columns parsed as UTC timestamps (read raw, so bad text cannot stop the read).
     """
-    tbl = _reflect(engine, table)
+    import pandas as pd
+
+    tbl = reflect_table(engine, table)
     raw = set(timestamps)
     # type_coerce to String drops SQLAlchemy's own datetime parsing (it raises on bad text).
     cols = [sa.type_coerce(tbl.c[c], sa.String()).label(c) if c in raw
@@ -117,7 +140,7 @@ def iter_chunks(engine: Engine, table: str, partition: dt.date, columns: Sequenc
 def duplicate_keys(engine: Engine, table: str, partition: dt.date, key: str, *,
                    partition_column: str, limit: int = 5) -> tuple[int, list]:
     """Rows of the partition whose non-null ``key`` occurs more than once, and a few keys."""
-    tbl = _reflect(engine, table)
+    tbl = reflect_table(engine, table)
     groups = (sa.select(tbl.c[key].label("k"), sa.func.count().label("n"))
               .where(tbl.c[partition_column] == partition, tbl.c[key].is_not(None))
               .group_by(tbl.c[key]).having(sa.func.count() > 1).subquery())
