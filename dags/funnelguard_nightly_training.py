@@ -10,7 +10,10 @@ checks are stored with no error-severity failure (read from the results store: c
 `funnelguard_store`, else the project's `store:`); run the label-maturity gate; train under the
 guard (the job builds the delay-aware training set, masks immature labels, stops on an anomaly
 and triages it); evaluate the candidate against the champion; publish the model directory and
-record it in the store as the new champion. Alerts queued by any step are flushed to Slack
+record it in the store as the new champion. Beside evaluation, `estimate` estimates the
+online performance of the served scores of the last days before their labels arrive (the served
+model, or the candidate where the served one cannot be re-run, replayed on the offline
+features); a drop fails that task and alerts the scores' owner, without holding the publish. Alerts queued by any step are flushed to Slack
 (`funnelguard_slack`; no such connection: `send_alerts` is skipped and they stay queued). The
 gate, train and evaluate tasks log their stored run's page on the results site and link to it
 ("Results site", with `$FUNNELGUARD_BASE_URL` set). A gate block, a guard stop or a
@@ -158,6 +161,12 @@ def funnelguard_nightly_training():
 
         return publish_candidate(partition, candidate, evaluation, project_param())
 
+    @task
+    def estimate(partition: str, candidate: dict) -> dict:
+        from funnelguard.orchestration.jobs import estimate_performance
+
+        return estimate_performance(partition, candidate, project_param())
+
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def send_alerts() -> dict:
         from funnelguard.orchestration.jobs import send_alerts
@@ -175,11 +184,12 @@ def funnelguard_nightly_training():
     gate = label_gate(partition)
     candidate = train(partition)
     evaluation = evaluate(partition, candidate)
-    linked_to_site(gate, candidate, evaluation)
+    estimated = estimate(partition, candidate)
+    linked_to_site(gate, candidate, evaluation, estimated)
     published = publish(partition, candidate, evaluation)
     ready >> gate >> candidate
     steps = [partition, ready, gate, candidate, evaluation, published]
-    steps >> send_alerts()
+    [*steps, estimated] >> send_alerts()
     steps >> training_failed()
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "train_candidate",
     "evaluate_candidate",
     "publish_candidate",
+    "estimate_performance",
 ]
 
 # What each snapshot DAG runs (the DAG's task ids). The offline snapshot is validated on its
@@ -323,3 +324,27 @@ def publish_candidate(partition: str, candidate: Mapping[str, Any],
         metrics={"evaluation": evaluation.get("artifacts", {}),
                  "replaced": evaluation.get("champion")})
     return {"version": published.version, "path": published.path, "partition": partition}
+
+
+def estimate_performance(partition: str, candidate: Mapping[str, Any] | None = None,
+                         project: str | None = None) -> Mapping[str, Any]:
+    """Estimated performance of the served scores of the days up to ``partition``, before
+    their labels arrive; a drop beyond the trailing days and the replayed scores fails.
+
+    The model replayed on the offline features is the served one where it can be re-run,
+    else the candidate the train task wrote (:func:`model.evaluation.estimate_commands.
+    replay_model`).
+
+    Args:
+        partition: the nightly partition (the last day estimated; as of the day after).
+        candidate: the train task's XCom (``model_dir``), or None.
+        project: the DAG's ``project`` param.
+    """
+    from model.evaluation.estimate_commands import replay_model
+
+    proj = job_project(project)
+    store = store_url(proj)
+    model = replay_model(proj, (candidate or {}).get("model_dir"))
+    out = output_root(proj) / "results" / partition / "training" / "estimate.json"
+    return _run("estimate", proj, _as_of(partition), {"model": model, "store_url": store},
+                store=store, json_out=out)

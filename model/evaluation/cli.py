@@ -7,6 +7,9 @@
 - ``replay --date D [--model DIR|served]``: serving-score replay of one partition.
 - ``explain KEY --model DIR|served [--show-restricted]``: one prediction, reconstructed;
   personal data redacted unless ``--show-restricted`` (printed only, and logged).
+- ``estimate --as-of A [--days N] [--model DIR|served]``: expected performance of the served
+  scores of the last N days before their labels arrive, with intervals, decided against the
+  trailing days and the replayed offline-feature scores.
 
 Every command takes ``--project`` (the contracts name tables, columns, stages and segments) and
 ``--warehouse`` (default: the project's). Handlers are thin adapters over
@@ -38,7 +41,7 @@ def _thresholds_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``evaluate``, ``replay`` and ``explain``."""
+    """Add ``evaluate``, ``replay``, ``explain`` and ``estimate``."""
     ev = subparsers.add_parser(
         "evaluate", help="per-task metrics with bootstrap CIs on the matured holdout",
         description="Per-stage metrics with bootstrap intervals on the matured holdout, overall "
@@ -82,6 +85,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_flags(ex, date=None, store=False)
     ex.set_defaults(handler=_explain, command_name="explain")
 
+    es = subparsers.add_parser(
+        "estimate", help="estimated performance of the served scores before the labels arrive",
+        description="Replay the model on the offline features of each of the last N days, "
+                    "calibrate it on matured rows, and estimate the expected AUC, log loss and "
+                    "calibration of the served scores with intervals; a drop beyond both the "
+                    "trailing days and the replayed scores fails (docs/evaluation.md).")
+    add_common_flags(es, date="--as-of")
+    _model_flag(es, required=False, default="served")
+    es.add_argument("--days", type=int, default=7, metavar="N",
+                    help="days estimated and decided, the N before --as-of (default 7)")
+    es.add_argument("--norm-days", type=int, default=7, metavar="N",
+                    help="estimated days before each day that form its trailing norm (default 7)")
+    es.add_argument("--draws", type=int, default=200, metavar="N",
+                    help="label and calibration draws for the intervals (default 200)")
+    es.add_argument("--min-drop", type=float, default=0.01, metavar="AUC",
+                    help="the smallest drop of expected AUC that counts (default 0.01)")
+    es.add_argument("--seed", type=int, default=20261025, help="seed of the draws")
+    es.set_defaults(handler=_estimate, command_name="estimate")
+
 
 def _evaluate(args: argparse.Namespace):
     from funnelguard.cli import connect_warehouse, project_of
@@ -120,5 +142,20 @@ def _explain(args: argparse.Namespace):
     try:
         return run_explain(project, engine, args.key, model=args.model, quiet=args.quiet,
                            show_restricted=args.show_restricted)
+    finally:
+        engine.dispose()
+
+
+def _estimate(args: argparse.Namespace):
+    from funnelguard.cli import connect_warehouse, project_of, store_url_of
+    from model.evaluation.estimate_commands import run_estimate
+
+    project = project_of(args)
+    engine = connect_warehouse(args, project)
+    try:
+        return run_estimate(project, engine, args.as_of, days=args.days, model=args.model,
+                            norm_days=args.norm_days, draws=args.draws,
+                            min_drop=args.min_drop, seed=args.seed,
+                            store_url=store_url_of(args, project))
     finally:
         engine.dispose()

@@ -13,7 +13,10 @@ that served them (``served``, where it can be re-run) or a candidate directory â
   contract's first ``id`` property that is not a model feature; without one, rank moves are not
   measured);
 - *which features*: each feature that differs is swapped from offline into online on its own,
-  and the drop in the mean absolute difference is that feature's contribution.
+  and the drop in the mean absolute difference is that feature's contribution. A number
+  feature differs only beyond the contract's tolerance (``numericTolerance`` absolute,
+  ``relativeTolerance`` relative, the larger applies, as in :mod:`monitors.skew`), and only
+  the rows beyond it are swapped, so legitimate streaming noise is never named a contributor.
 
 Check names: ``score_replay_logged``, ``score_replay_skew``, ``score_replay_rank_moves``,
 ``score_replay_contributor`` (docs/evaluation.md).
@@ -39,7 +42,8 @@ if TYPE_CHECKING:
     from funnelguard.project import Project
 
 __all__ = ["ReplayFrames", "TaskReplay", "ScoreReplay", "load_replay_frames", "replay_scores",
-           "differing", "swap_contributions", "request_column", "QUANTILES"]
+           "differing", "swap_contributions", "request_column", "feature_tolerances",
+           "QUANTILES"]
 
 QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)
 
@@ -62,6 +66,8 @@ class ReplayFrames:
         unparseable: environment -> number column -> rows whose text is not a number
             (replayed as missing, NULL); only columns with such rows.
         tables: environment -> the features contract's table (for messages).
+        tolerances: number feature -> (absolute, relative) tolerance of online vs offline
+            equality from the contract (features without one compare exactly).
     """
 
     served: pd.DataFrame
@@ -75,6 +81,7 @@ class ReplayFrames:
     version: str | None = None
     unparseable: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     tables: Mapping[str, str] = field(default_factory=dict)
+    tolerances: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def model_version(self) -> str | None:
@@ -178,17 +185,38 @@ def load_replay_frames(project: Project, engine: Engine, ds: dt.date) -> ReplayF
     return ReplayFrames(served, offline, request_id, ds, int((~matched).sum()), key=key,
                         features=features, score_columns=scores, version=version,
                         unparseable=unparseable,
-                        tables={"online": online_table, "offline": offline_table})
+                        tables={"online": online_table, "offline": offline_table},
+                        tolerances=feature_tolerances(project))
 
 
-def differing(online: pd.DataFrame, offline: pd.DataFrame, feature: str) -> np.ndarray:
-    """Rows where ``feature`` differs between the two frames (NULL equals NULL)."""
+def feature_tolerances(project: Project) -> dict[str, tuple[float, float]]:
+    """Number feature -> (absolute, relative) equality tolerance the features contract gives."""
+    out = {}
+    for f in project.features.fields:
+        if f.is_numeric and (f.numeric_tolerance or f.relative_tolerance):
+            out[f.name] = (float(f.numeric_tolerance or 0.0), float(f.relative_tolerance or 0.0))
+    return out
+
+
+def differing(online: pd.DataFrame, offline: pd.DataFrame, feature: str,
+              tolerance: tuple[float, float] | None = None) -> np.ndarray:
+    """Rows where ``feature`` differs between the two frames (NULL equals NULL).
+
+    ``tolerance`` = ``(absolute, relative)``: numbers within ``max(absolute, relative *
+    max(|a|, |b|))`` of each other are equal (the contract's tolerances); None: exact.
+    """
     a, b = online[feature], offline[feature]
     if a.dtype == object or b.dtype == object:
         a, b = a.astype(object).where(a.notna(), None), b.astype(object).where(b.notna(), None)
         return (a.astype(str) != b.astype(str)).to_numpy()
     x, y = a.to_numpy(dtype=np.float64), b.to_numpy(dtype=np.float64)
     same = (x == y) | (np.isnan(x) & np.isnan(y))
+    if tolerance is not None and any(tolerance):
+        abs_tol, rel_tol = tolerance
+        with np.errstate(invalid="ignore", over="ignore"):
+            limit = np.maximum(abs_tol, rel_tol * np.maximum(np.abs(x), np.abs(y)))
+            # a hair of slack: a rounded value exactly at the tolerance is within it
+            same |= np.isfinite(x) & np.isfinite(y) & (np.abs(x - y) <= limit * (1 + 1e-9))
     return ~same
 
 
@@ -202,20 +230,26 @@ def swap_contributions(
     scorer: ResolvedScorer, online: pd.DataFrame, offline: pd.DataFrame,
     base_online: Mapping[str, np.ndarray], base_offline: Mapping[str, np.ndarray],
     tasks: tuple[str, ...], features: tuple[str, ...],
+    tolerances: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, dict[str, tuple[float, int]]]:
     """Per feature that differs: per task, the drop in mean |online - offline| score when that
-    feature alone takes its offline value, and the rows where it differs.
+    feature alone takes its offline value on the rows where it differs, and those rows.
+
+    Args:
+        tolerances: feature -> (absolute, relative) tolerance (:func:`differing`); a feature
+            within it everywhere is not swapped, and rows within it keep their online value.
 
     Returns:
         ``{feature: {task: (reduction, rows_differing)}}``, features in contract order.
     """
+    tolerances = tolerances or {}
     out: dict[str, dict[str, tuple[float, int]]] = {}
     for name in features:
-        rows = differing(online, offline, name)
+        rows = differing(online, offline, name, tolerances.get(name))
         if not rows.any():
             continue
         swapped = online.copy()
-        swapped[name] = offline[name].to_numpy()
+        swapped[name] = np.where(rows, offline[name].to_numpy(), swapped[name].to_numpy())
         scores = scorer.predict(swapped, tasks)
         out[name] = {
             t: (_mad(base_online[t], base_offline[t]) - _mad(scores[t], base_offline[t]),
@@ -336,7 +370,7 @@ def replay_scores(scorer: ResolvedScorer, frames: ReplayFrames, *, rank_k: int =
     s_on, s_off = scorer.predict(online, tasks), scorer.predict(offline, tasks)
     logged = frames.logged(tasks)
     contributions = swap_contributions(scorer, online, offline, s_on, s_off, tasks,
-                                       frames.features)
+                                       frames.features, frames.tolerances)
     ids = frames.ids
     out = []
     for t in tasks:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from monitors.site import evaluation, pages, queries, trends
 from monitors.site import training as training_pages
+from monitors.site.estimate import estimate_section
 from monitors.site.owners import Owners
 from monitors.site.plots import copy_plotly_js
 
@@ -159,12 +160,14 @@ def _run_pages(s: Session, runs: Sequence[queries.RunSummary], manifest: dict[st
         return 0, len(runs)
     ids = None if len(changed) == len(runs) else [r.id for r in changed]
     findings = queries.findings_of(s, ids)
-    evaluated = [r.id for r in changed if r.command == "evaluate"]
+    evaluated = [r.id for r in changed if r.command in ("evaluate", "estimate")]
     metrics = queries.metrics_of(s, evaluated) if evaluated else {}
     owners = Owners()
     links = pages.ArtifactLinks(out)
     for r in changed:
         section = evaluation.evaluation_section(metrics.get(r.id, ())) if r.id in metrics else None
+        if r.command == "estimate":
+            section = estimate_section(metrics.get(r.id, ()))
         page = pages.render_run(r, findings.get(r.id, ()), owners, links, built_at=built_at,
                                 evaluation_html=section)
         _write(out / pages.run_page_path(r.id), page)

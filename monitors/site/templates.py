@@ -127,10 +127,23 @@ _EVALUATION = """<h2 id="evaluation">Evaluation</h2>
 {% for p in s.plots %}<div class="plot">{{ p }}</div>{% endfor %}
 {% endfor %}"""
 
+_ESTIMATE = """<h2 id="estimate">Estimated performance (before the labels)</h2>
+<p>Expected metrics of the served scores, the model replayed on the offline features as the
+outcome probability (interval: 95 % of the realized AUC); a matured day shows its realized AUC.</p>
+{% for s in sections %}<h3>{{ s.task }}</h3>
+<table class="evaluation"><tr>{% for c in s.columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in s.rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% endfor %}
+{% if accuracy %}<h3>The estimator's accuracy (matured days)</h3>
+<table class="evaluation"><tr><th>task</th><th>day</th><th>estimate − realized AUC</th>
+<th>realized inside the interval</th></tr>
+{% for row in accuracy %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>{% endif %}"""
+
 TEMPLATES = {"base.html": _BASE, "macros.html": _MACROS, "index.html": _INDEX,
              "history.html": _HISTORY, "run.html": _RUN, "replaced.html": _REPLACED,
              "gone.html": _GONE, "plots.html": _PLOTS,
-             "evaluation.html": _EVALUATION}
+             "evaluation.html": _EVALUATION, "estimate.html": _ESTIMATE}
 
 
 @functools.cache

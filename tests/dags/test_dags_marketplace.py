@@ -79,7 +79,7 @@ def test_marketplace_nightly_runs_the_snapshots_gate_train_evaluate_and_publishe
     assert validated.project == str(m.project_path.resolve())
     assert validated.contract == str((m.root / "contracts" / "ranking_requests.yaml").resolve())
     nightly = {r.command: r.status for r in store_of.runs(partition=m.as_of.isoformat())}
-    assert nightly == {"gate": "pass", "train": "pass", "evaluate": "pass"}
+    assert nightly == {"gate": "pass", "train": "pass", "evaluate": "pass", "estimate": "pass"}
     out = tmp_path / "out"
     assert json.loads((out / "results" / last / "online" / "drift.json").read_text())[
         "dataset"] == "marketplace_features"

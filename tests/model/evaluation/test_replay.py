@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -103,3 +104,30 @@ def test_unknown_partition_is_an_input_error(run_cli, skewed_warehouse):
 
 def test_feature_list_is_the_warehouse_contract():
     assert "approval_odds" in feature_names()
+
+
+def test_streaming_noise_within_the_contract_tolerance_is_not_a_contributor():
+    # user_ctr_30d's contract tolerance is 0.005: 0.004 of noise is legitimate, 0.05 is not.
+    fr = frames([0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5], ["r"] * 4)
+    noisy = fr.served.copy()
+    noisy["user_ctr_30d"] = [0.054, 0.046, 0.1, 0.05]
+    scorer = ResolvedScorer(OddsScorer(), "odds", serves=True)
+    tolerant = dataclasses.replace(fr, served=noisy, tolerances={"user_ctr_30d": (0.005, 0.0)})
+    (click, *_) = replay_scores(scorer, tolerant).tasks
+    (only,) = click.contributions
+    assert only[0] == "user_ctr_30d" and only[3] == 1  # only the row 0.05 away is named
+    assert only[1] > 0 and 0.5 < only[2] < 1.0  # the noise within tolerance stays unexplained
+    exact = dataclasses.replace(tolerant, tolerances={})
+    (click_exact, *_) = replay_scores(scorer, exact).tasks
+    assert click_exact.contributions[0][3] == 3  # without the tolerance all three rows differ
+
+
+def test_the_clean_day_names_no_contributor_for_streaming_noise(run_cli, skewed_warehouse):
+    # Online user_ctr_30d carries streaming noise (|delta| <= 0.005, its contract tolerance) on
+    # every row, merchant_approval_rate_90d and account_age_days small differences within
+    # theirs: none of them explains score skew.
+    code, result = run_cli("replay", "--warehouse", skewed_warehouse, "--date", "2026-10-23")
+    assert code == 0
+    assert not [f for f in result.findings if f.check == "score_replay_contributor"]
+    tasks = result.details["replay"]["tasks"]
+    assert len(tasks) == 4 and all(t["contributions"] == [] for t in tasks)
