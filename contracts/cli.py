@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="which of the project's contracts to validate (default features)")
     p.add_argument("--chunk-rows", type=int, default=200_000, metavar="N",
                    help="rows per chunk; memory grows with this, not the partition (default 200000)")
+    p.add_argument("--no-history-bounds", dest="history_bounds", action="store_false",
+                   help="do not hold numeric features to the band their own history draws "
+                        "(history_bound findings)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--engine-checks", dest="engine_checks", action="store_true",
                        default=None,
@@ -93,7 +96,8 @@ def _validate(args: argparse.Namespace):
     engine = connect_warehouse(args, project)
     try:
         return run_validate(project, engine, day, environment=args.env, dataset=args.dataset,
-                            chunk_rows=args.chunk_rows, engine_checks=args.engine_checks)
+                            chunk_rows=args.chunk_rows, engine_checks=args.engine_checks,
+                            history_bounds=args.history_bounds)
     finally:
         engine.dispose()
 

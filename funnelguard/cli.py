@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "monitors.store.cli",
     "monitors.site.cli",
     "model.cli",
+    "model.audit_cli",
     "model.evaluation.cli",
 )
 

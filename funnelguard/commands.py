@@ -56,6 +56,8 @@ JOBS: Mapping[str, str] = {
     "evaluate": "model.evaluation.commands:run_evaluate",
     "replay": "model.evaluation.commands:run_replay",
     "explain": "model.evaluation.commands:run_explain",
+    "audit": "model.audit:run_audit",
+    "estimate": "model.evaluation.estimate_commands:run_estimate",
 }
 
 DEFAULT_STORE = "sqlite:///.funnelguard/results.db"

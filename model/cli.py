@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", default=None, metavar="PATH",
                         help="training config, YAML or JSON (docs/model.md); default: the "
                              "project's defaults.model_config, else built-in")
+    parser.add_argument("--no-audit", dest="audit", action="store_false",
+                        help="skip the training-set audit (contract checks per day, history "
+                             "bounds, leakage) that otherwise runs before the first step")
     parser.set_defaults(handler=_train, command_name="train")
 
 
@@ -44,6 +47,6 @@ def _train(args: argparse.Namespace):
     engine = connect_warehouse(args, project)
     try:
         return run_train(project, engine, args.as_of, out_dir=args.out, config=config,
-                         store_url=store_url)
+                         store_url=store_url, audit=args.audit)
     finally:
         engine.dispose()

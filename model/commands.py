@@ -51,7 +51,7 @@ def config_for(project: Project, config: str | Path | TrainConfig | None = None)
 
 def run_train(project: Project, engine: Engine, as_of: dt.date | str, *, out_dir: str | Path,
               config: str | Path | TrainConfig | None = None,
-              store_url: str | None = None) -> RunResult:
+              store_url: str | None = None, audit: bool = True) -> RunResult:
     """Build the training set as of ``as_of`` and train the funnel model with the guard.
 
     Args:
@@ -62,6 +62,7 @@ def run_train(project: Project, engine: Engine, as_of: dt.date | str, *, out_dir
         config: a config file or a loaded config; None: ``defaults.model_config`` of the
             project, else the built-in config.
         store_url: where ``fg_training_runs`` / ``fg_models`` are recorded (None: nowhere).
+        audit: audit the training set first (:mod:`model.audit`); False: ``--no-audit``.
 
     Returns:
         A RunResult (command ``train``, partition the as-of date): a ``training_guard``
@@ -83,4 +84,5 @@ def run_train(project: Project, engine: Engine, as_of: dt.date | str, *, out_dir
     cfg = config_for(project, config)
     training_set = build_training_set(project, engine, day, seed=cfg.run.seed,
                                       tasks=cfg.model.tasks)
-    return run_training(training_set, out_dir, cfg, project=project, store_url=store_url)
+    return run_training(training_set, out_dir, cfg, project=project, store_url=store_url,
+                        engine=engine, audit=audit)

@@ -13,6 +13,7 @@ three-line summary. It also records ``fg_training_runs`` (and ``fg_models`` on s
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -27,11 +28,14 @@ import torch
 
 from funnelguard.findings import Finding, Metric, RunResult
 from model.artifacts import build_net, save_model
+from model.audit import kept_audit_findings
+from model.batch_audit import BatchAudit
 from model.batches import tensors_for
 from model.bundle import (
     FeatureRange,
     Redactor,
     feature_ranges,
+    label_frame,
     scan_inputs,
     update_bundle,
     write_bundle,
@@ -40,11 +44,14 @@ from model.config import TrainConfig, bind_config
 from model.encoding import FeatureEncoder
 from model.errors import FeatureFrameError, TrainingAnomaly
 from model.intercepts import refit_intercepts
+from model.policy import action_findings
 from model.state import resume_point
 from model.training import StepStats, Trainer
 from model.triage import TriageResult, triage
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from funnelguard.project import Project
     from funnelguard.warehouse import FeatureSpec
 
@@ -178,7 +185,52 @@ def _holdout_losses(trainer: Trainer, frame: pd.DataFrame, encoder: FeatureEncod
 
 def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
                  project: Project | None = None, store_url: str | None = None,
-                 on_step: Callable[[StepStats], None] | None = None) -> RunResult:
+                 on_step: Callable[[StepStats], None] | None = None,
+                 engine: Engine | None = None, audit: bool = False) -> RunResult:
+    """Audit the training set, then train on it (:func:`_train`); refuse when the audit fails.
+
+    The audit (:mod:`model.audit`: contract checks per day, history bounds, leakage) runs over
+    the whole window before anything is written: when it fails, the result is a failed
+    ``training_audit`` finding and the findings naming feature and day (or stage); no model is
+    trained or published and ``out`` is left as it was. Its warnings and summary are appended
+    to the training run's findings otherwise. Without a project (synthetic sets) there are no
+    contracts to audit against.
+
+    Args:
+        engine: the warehouse, for the leakage audit's online values (None: trailing norm only).
+        audit: run the audit first. The ``train`` job (:func:`model.commands.run_train`, the
+            CLI and the DAG task) turns it on unless ``--no-audit``; a direct call trains the
+            set it is given (tests build faulty sets on purpose to exercise the guard).
+        training_set, out, config, project, store_url, on_step: as :func:`_train`.
+    """
+    audited = None
+    if audit and project is not None:
+        from model.audit import audit_training_set
+
+        audited = audit_training_set(project, training_set, engine=engine)
+        if audited.status == "fail":
+            return _refused(audited, training_set, out, config, store_url)
+    result = _train(training_set, out, config, project=project, store_url=store_url,
+                    on_step=on_step)
+    return result if audited is None else dataclasses.replace(
+        result, findings=(*result.findings, *kept_audit_findings(audited)))
+
+
+def _refused(audited: RunResult, training_set: Any, out: str | Path, config: TrainConfig,
+             store_url: str | None) -> RunResult:
+    """The train result of a refused audit: its findings, and a run recorded as failed."""
+    from model.audit import refusal_findings
+
+    as_of = str(training_set.as_of)
+    findings = refusal_findings(audited)
+    _record(store_url, as_of=as_of, status="fail", out=Path(out), config=config, steps=0,
+            anomaly="training_audit", summary={"lines": [findings[0].message]})
+    return RunResult(command="train", partition=as_of, dataset="training", findings=findings)
+
+
+def _train(training_set: Any, out: str | Path, config: TrainConfig, *,
+           project: Project | None = None, store_url: str | None = None,
+           on_step: Callable[[StepStats], None] | None = None) -> RunResult:
     """Train on a TrainingSet, writing the model directory or a forensic bundle under ``out``.
 
     Args:
@@ -209,7 +261,8 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
     data = tensors_for(train, encoder, tasks, keep=catalogue.keep)
     base_rates = data.base_rates()
     net = build_net(config, encoder, base_rates)
-    trainer = Trainer(net, data, config, out_dir=out, on_step=on_step)
+    trainer = Trainer(net, data, config, out_dir=out, on_step=on_step,
+                      audit=BatchAudit.of(encoder, train, tasks))
     fingerprint = fingerprint_of(config, train, as_of, catalogue.key)
     trainer.fingerprint = {"fingerprint": fingerprint, "as_of": as_of}
     resume = resume_point(out, fingerprint)  # a damaged latest checkpoint: the one before
@@ -237,13 +290,16 @@ def run_training(training_set: Any, out: str | Path, config: TrainConfig, *,
             version=version, metrics={"holdout_loss": holdout_losses})
     finding = Finding("training_guard", True, "error", value="clean", count=result.steps,
                       message=f"trained {result.steps} steps on {len(train)} rows with the guard "
-                              f"on; no anomaly"
+                              + (f"on; {len(result.actions)} anomal(y/ies) acted on by "
+                                 f"guard.on_anomaly (training_action findings)"
+                                 if result.actions else "on; no anomaly")
                               + (f" (resumed from step {result.resumed_from})"
                                  if result.resumed_from is not None else "")
                               + (f"; {resume.note}" if resume.note else ""))
     metrics = [Metric("train_loss", v, task=t) for t, v in result.final_losses.items()]
     metrics += [Metric("holdout_loss", v, task=t) for t, v in holdout_losses.items()]
-    return RunResult(**common, findings=(finding,), metrics=tuple(metrics),
+    return RunResult(**common, findings=(finding, *action_findings(result.actions)),
+                     metrics=tuple(metrics),
                      artifacts={"model_dir": str(out)})
 
 
@@ -269,7 +325,9 @@ def _stopped(trainer: Trainer, exc: TrainingAnomaly, out: Path, config: TrainCon
                           state=state, history=history, config=config.to_dict(), seeds=seeds,
                           scan=shown_scan, scan_source=catalogue.source,
                           context={"as_of": as_of, "precision": trainer.precision},
-                          key=catalogue.key, redactor=redactor)
+                          key=catalogue.key, redactor=redactor,
+                          labels=label_frame(trainer.data.labels[rows], trainer.data.masks[rows],
+                                             trainer.tasks), actions=trainer.actions)
     verdict, triage_error = None, None
     if config.run.triage:
         try:
@@ -292,6 +350,7 @@ def _stopped(trainer: Trainer, exc: TrainingAnomaly, out: Path, config: TrainCon
             task=verdict.tasks[0] if len(verdict.tasks) == 1 else None, value=verdict.verdict,
             count=anomaly.step, message="\n".join(lines),
             examples=verdict.features or verdict.tasks or None))
+    findings += action_findings(trainer.actions)
     _record(store_url, as_of=as_of, status="fail", out=out, config=config, steps=anomaly.step,
             anomaly=anomaly.kind, verdict=verdict.verdict if verdict else None,
             bundle=str(bundle), summary={"lines": list(lines)})
