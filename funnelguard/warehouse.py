@@ -139,7 +139,10 @@ def _hide_password(url: str) -> str:
 
 
 def connect(url: str, *, must_exist: bool = True) -> Engine:
-    """An engine for a SQLAlchemy URL, checked by connecting once.
+    """An engine for a SQLAlchemy URL (or ``parquet:///dir``), checked by connecting once.
+
+    ``duckdb:///file.duckdb`` opens a DuckDB file; ``parquet:///dir`` a folder of parquet
+    files through DuckDB (:func:`funnelguard.engines.connect_parquet`).
 
     Raises:
         InputError: the URL is malformed, or (``must_exist``) a SQLite file is missing or is a
@@ -148,6 +151,14 @@ def connect(url: str, *, must_exist: bool = True) -> Engine:
             (:func:`funnelguard.errors.database_connect_error`; exit 2, a retry cannot fix it).
         EnvironmentFailure: the database cannot be reached: refused, timed out, shutting down.
     """
+    from funnelguard.engines import connect_parquet, is_parquet_url, missing_duckdb_file
+
+    if is_parquet_url(url):  # a folder of parquet files, read through DuckDB
+        return connect_parquet(url)
+    from funnelguard.spark_engine import connect_spark, is_spark_url
+
+    if is_spark_url(url):  # the same folder through Spark SQL (funnelguard/spark_engine.py)
+        return connect_spark(url)
     try:
         parsed = sa.engine.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
@@ -166,6 +177,9 @@ def connect(url: str, *, must_exist: bool = True) -> Engine:
             if os.path.isdir(parsed.database):
                 raise InputError(f"expected a SQLite database file, found a directory at "
                                  f"{parsed.database}")
+    if must_exist and missing_duckdb_file(parsed):
+        raise InputError(f"expected an existing DuckDB database, found no file at "
+                         f"{parsed.database}")
     try:
         engine = sa.create_engine(parsed, future=True)
     except (sa.exc.ArgumentError, ModuleNotFoundError, TypeError, ValueError) as exc:
@@ -216,14 +230,21 @@ def require_columns(engine: Engine, table: str, columns: Sequence[str] = ()) -> 
 
 
 def _to_frame(engine: Engine, stmt, table: str, partition_column: str,
-              timestamps: Sequence[str]) -> pd.DataFrame:
+              timestamps: Sequence[str], selected: Sequence[sa.Column] = ()) -> pd.DataFrame:
+    """The rows of ``stmt``: through Arrow when that gives the same frame
+    (:mod:`funnelguard.arrow_read`), else ``pandas.read_sql``; then the conventions."""
     import pandas as pd
 
-    try:
-        with engine.connect() as conn:
-            frame = pd.read_sql(stmt, conn)
-    except sa.exc.OperationalError as exc:
-        raise EnvironmentFailure(f"reading {table} failed: {exc.orig}") from exc
+    from funnelguard.arrow_read import read_arrow
+
+    frame = read_arrow(engine, stmt, selected, (*timestamps, partition_column)) \
+        if selected else None
+    if frame is None:
+        try:
+            with engine.connect() as conn:
+                frame = pd.read_sql(stmt, conn)
+        except sa.exc.OperationalError as exc:
+            raise EnvironmentFailure(f"reading {table} failed: {exc.orig}") from exc
     for col in timestamps:
         if col in frame.columns:
             try:
@@ -264,10 +285,11 @@ def read_range(
     """
     require_columns(engine, table, [*(columns or ()), partition_column])
     tbl = sa.Table(table, sa.MetaData(), autoload_with=engine)
-    cols = [readable_column(engine, tbl.c[c]) for c in (columns or [c.name for c in tbl.c])]
+    selected = [tbl.c[c] for c in (columns or [c.name for c in tbl.c])]
+    cols = [readable_column(engine, c) for c in selected]
     part = tbl.c[partition_column]
     stmt = sa.select(*cols).where(part >= start, part <= end)
-    return _to_frame(engine, stmt, table, partition_column, timestamps)
+    return _to_frame(engine, stmt, table, partition_column, timestamps, selected)
 
 
 def read_partition(

@@ -112,7 +112,9 @@ def find_root_cause(rows: SegmentRows, weights: Mapping[str, np.ndarray],
     Args:
         rows: every row of the comparison with its code in each segment column.
         weights: per-row numbers the check sums per segment (length ``R`` each), e.g.
-            ``{"online_rows", "online_defaults", "offline_rows", "offline_defaults"}``.
+            ``{"online_rows", "online_defaults", "offline_rows", "offline_defaults"}``; a
+            ``rows`` weight, when given, is each row's multiplicity (rows that stand for a
+            group of rows, as the engine's ``GROUP BY`` results do).
         flagged: the check's rule on one segment's sums (the same rule its findings use), so
             that "back to its base rate" means "this check would pass it".
 
@@ -142,7 +144,7 @@ def find_root_cause(rows: SegmentRows, weights: Mapping[str, np.ndarray],
                 break
             explained |= {rows.segment(j, c): residual[c] for c, f in enumerate(flags[j]) if f}
         else:
-            removed = float(len(keep) - keep.sum())
+            removed = _total(weights, ~keep)["rows"]  # a "rows" weight counts grouped rows
             segments = tuple(sorted(rows.segment(i, c) for c in bad))
             cause = RootCause(column, segments, explained, rest)
             if best is None or removed < best[0]:

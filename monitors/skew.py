@@ -60,6 +60,8 @@ class ReplayAlignment:
         key: the key column joined on.
         null_offline, null_online: rows with a null key (left out of the join and of the
             duplicate count: a null matches nothing).
+        n_matched: the matched keys when the join ran in the engine (no positions then:
+            ``offline_rows``/``online_rows`` are empty); -1 when the positions are given.
     """
 
     offline_rows: Any
@@ -73,10 +75,11 @@ class ReplayAlignment:
     key: str = ""
     null_offline: int = 0
     null_online: int = 0
+    n_matched: int = -1
 
     @property
     def matched(self) -> int:
-        return len(self.offline_rows)
+        return len(self.offline_rows) if self.n_matched < 0 else self.n_matched
 
 
 @dataclass(frozen=True)
