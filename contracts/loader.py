@@ -323,6 +323,7 @@ def _field(prop: Any, custom: dict, environments: tuple[str, ...]) -> FieldContr
         default=custom.get("default"), max_default_rate=dict(rate or {}),
         environments=environments, drift_method=custom.get("driftMethod"),
         drift_threshold=custom.get("driftThreshold"),
+        drift_trend=custom.get("driftTrend"),
         numeric_tolerance=custom.get("numericTolerance"),
         relative_tolerance=custom.get("relativeTolerance"),
         checks={k: CheckPolicy(**v) for k, v in (custom.get("checks") or {}).items()},

@@ -117,6 +117,8 @@ class FieldContract:
         max_default_rate: per environment, the largest tolerated share of defaults.
         environments: where the field exists.
         drift_method, drift_threshold: Evidently stattest overrides (None: Evidently's choice).
+        drift_trend: ``driftTrend``: units per day the feature grows by with time (an age, a
+            counter), or ``monotone`` (slope estimated from the window); None: no trend.
         numeric_tolerance: absolute tolerance for offline/online equality in replay skew.
         relative_tolerance: relative tolerance for the same (max of the two applies).
         checks: per check name, the policy overriding the contract default.
@@ -141,6 +143,7 @@ class FieldContract:
     environments: tuple[str, ...] = ("offline", "online")
     drift_method: str | None = None
     drift_threshold: float | None = None
+    drift_trend: float | str | None = None
     numeric_tolerance: float | None = None
     relative_tolerance: float | None = None
     checks: Mapping[str, CheckPolicy] = field(default_factory=dict)

@@ -22,7 +22,7 @@ _HELP = {
               f"{REFERENCE_DAYS} partitions) and default-value rates by segment"),
     "skew": "replay skew: offline vs online features of the same impressions (joined on the key)",
     "freshness": ("partition arrival, volume against history, latest event time of the "
-                  "impressions"),
+                  "impressions, landing time against the contracts' latency SLA"),
 }
 
 
@@ -39,6 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if name == "drift":
             parser.add_argument("--sample-size", type=int, default=None, metavar="N",
                                 help="rows per column the drift tests use (default 20000, > 1000)")
+            parser.add_argument("--multivariate", action="store_true",
+                                help="also a domain classifier, reference window vs the day, "
+                                     "per environment (check drift_multivariate)")
+        if name == "freshness":
+            parser.add_argument("--observed-at", dest="observed_at", default=None,
+                                metavar="YYYY-MM-DDTHH:MM",
+                                help="when this run looks, UTC (default now): a table without a "
+                                     "landing column arrived when freshness first saw its rows")
         parser.set_defaults(handler=_handle, command_name=name)
 
 
@@ -54,9 +62,27 @@ def _handle(args: argparse.Namespace):
     options = {"store_url": store_url_of(args, project), "html_dir": args.html}
     if args.command_name == "drift":
         options["sample_size"] = args.sample_size
+        if args.multivariate:
+            options["multivariate"] = True
+    if args.command_name == "freshness" and args.observed_at is not None:
+        options["observed_at"] = _observed_at(args.observed_at)
     run = {"drift": commands.run_drift, "skew": commands.run_skew,
            "freshness": commands.run_freshness}[args.command_name]
     try:
         return run(project, engine, partition, **options)
     finally:
         engine.dispose()
+
+
+def _observed_at(text: str):
+    """``--observed-at``: an ISO date-time, UTC unless it names an offset."""
+    import datetime as dt
+
+    from funnelguard.errors import InputError
+
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--observed-at: expected an ISO date-time such as 2026-10-25T03:00 "
+                         f"(UTC), found {text!r}") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -1,7 +1,9 @@
 """The monitors' command layer: ``drift``, ``skew`` and ``freshness`` as plain functions.
 
 Each function takes a :class:`~funnelguard.project.Project`, a warehouse engine and a partition,
-reads what it needs through the project's contracts (the features contract's tables, key and
+computes its profiles, default rates and replay join in the engine where the engine runs the
+monitors' SQL (:mod:`monitors.engine_monitors`; else it reads the rows into pandas), through the
+project's contracts (the features contract's tables, key and
 partition column; the impressions contract's table, partition column and event time), runs the
 pure checks of :mod:`monitors.drift`, :mod:`monitors.default_rate`, :mod:`monitors.skew` and
 :mod:`monitors.freshness`, writes HTML reports and returns a
@@ -131,7 +133,7 @@ def _since(findings: Sequence[Finding], store_url: str | None, partition: dt.dat
 
 def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
               store_url: str | None = None, html_dir: str | Path | None = None,
-              sample_size: int | None = None) -> RunResult:
+              sample_size: int | None = None, multivariate: bool = False) -> RunResult:
     """Drift of every contract feature (3 comparisons) and default-value rates by segment.
 
     Comparisons: online vs offline of the same day (severity: the field's ``drift`` policy,
@@ -146,6 +148,11 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
         store_url: results store to read "failing since" from (None: not annotated).
         html_dir: where the HTML reports go (default ``.funnelguard/reports/<partition>/``).
         sample_size: rows per column the drift tests use (default 20000, above 1000).
+        multivariate: also a domain classifier per environment, the day vs its window
+            (check ``drift_multivariate``, :mod:`monitors.multivariate`).
+
+    The window comparisons adjust features that grow with time (``driftTrend``) and hold
+    distances to the window's own day-to-day noise (:mod:`monitors.drift_window`).
 
     Raises:
         InputError: ``sample_size`` of 1000 rows or fewer, or ``html_dir`` a regular file
@@ -169,14 +176,25 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
     first, last = partition - dt.timedelta(days=REFERENCE_DAYS), partition - dt.timedelta(days=1)
     frames, windows, targets, profiles = {}, {}, {}, {}
     from funnelguard.progress import progress
+    from monitors import engine_monitors
 
-    # per environment: the day and its window read and profiled, then the window compared
+    # per environment: the day and its window profiled (in the engine where it runs SQL,
+    # else read and profiled in memory), then the window compared
+    in_engine = engine_monitors.runs_in_engine(engine)
     bar = progress(2 * len(ENVIRONMENTS) + 1, "drift", unit="stage")
     for env in ENVIRONMENTS:
+        targets[env] = drift.drift_targets(contract, (env,))
+        if in_engine:
+            profiles[env], windows[env] = engine_monitors.profiles_in_engine(
+                project, engine, env, partition, first, last, targets[env],
+                sample_size=sample_size)
+            bar.update(1)
+            continue
         cols = _columns(contract, env, roles, key, _segments(project, contract, env))
         frames[env] = _read_day(engine, contract, env, partition, cols)
-        windows[env] = project.read(engine, FEATURES, env, first, last, cols)
-        targets[env] = drift.drift_targets(contract, (env,))
+        window_rows = project.read(engine, FEATURES, env, first, last, cols)
+        windows[env] = None if window_rows.empty else drift.profile_frame(
+            window_rows, targets[env], sample_size=sample_size, seed=2)
         profiles[env] = drift.profile_frame(frames[env], targets[env], sample_size=sample_size,
                                             seed=1 if env == "online" else 0)
         bar.update(1)
@@ -184,17 +202,19 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
     results = {"online_vs_offline": drift.compare_profiles(profiles["offline"], profiles["online"],
                                                            both, "online_vs_offline")}
     bar.update(1)
-    window_profiles = {}
+    from monitors.drift_window import window_drift
+
+    window_profiles, slopes = {}, {}
     findings: list[Finding] = []
     for env in ENVIRONMENTS:
-        if windows[env].empty:
+        if windows[env] is None:
             findings.append(Finding(
                 check="drift", passed=True, severity="info", environment=env, dataset=contract.name,
                 message=f"no reference window: {contract.table(env)} has no rows from {first} to {last}"))
             continue
-        window_profiles[env] = drift.profile_frame(windows[env], targets[env],
-                                                   sample_size=sample_size, seed=2)
-        results[env] = drift.compare_profiles(window_profiles[env], profiles[env], targets[env], env)
+        window_profiles[env], results[env], slopes[env] = window_drift(
+            project, engine, env, partition, windows[env], profiles[env], targets[env],
+            sample_size=sample_size, in_engine=in_engine)
         bar.update(1)
     bar.close()
     # Same-day online vs offline drift is training/serving skew: the contract's policy (error).
@@ -207,13 +227,22 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
             env_results, dataset=contract.name,
             policies=same_day if env == "online_vs_offline" else window,
             reference_label=f"the window {first}..{last}")
-    alignment = align_replay(frames["offline"], frames["online"], key=key)
-    segments = _segments(project, contract, "offline")
-    rates = dr.default_rates(frames["offline"], frames["online"], contract, alignment=alignment,
-                             segments=segments)
-    causes = dr.default_rate_causes(frames["offline"], frames["online"], contract, rates,
-                                    alignment=alignment, segments=segments)
+    if in_engine:
+        rates, causes = engine_monitors.default_rates_in_engine(project, engine, partition)
+    else:
+        alignment = align_replay(frames["offline"], frames["online"], key=key)
+        segments = _segments(project, contract, "offline")
+        rates = dr.default_rates(frames["offline"], frames["online"], contract,
+                                 alignment=alignment, segments=segments)
+        causes = dr.default_rate_causes(frames["offline"], frames["online"], contract, rates,
+                                        alignment=alignment, segments=segments)
     findings += dr.default_rate_findings(rates, contract, causes)
+    multivariate_metrics = []
+    if multivariate:
+        from monitors.multivariate import multivariate_checks
+
+        found, multivariate_metrics = multivariate_checks(project, engine, partition, slopes)
+        findings += found
     findings = _since(findings, store_url, partition, contract.name)
 
     artifacts: dict[str, str] = {}
@@ -229,7 +258,7 @@ def run_drift(project: Project, engine: Engine, partition: dt.date | str, *,
         out_dir / "drift.html", f"{contract.name} drift and default rates, {partition}",
         findings, links=dict(artifacts), personal=personal_fields(project.contracts.values()))
     metrics = [m for r in results.values() for m in drift.drift_metrics(r)]
-    metrics += dr.default_rate_metrics(rates)
+    metrics += dr.default_rate_metrics(rates) + multivariate_metrics
     return RunResult(command="drift", partition=partition.isoformat(), findings=tuple(findings),
                      dataset=contract.name, metrics=tuple(metrics), artifacts=artifacts)
 
@@ -261,12 +290,17 @@ def run_skew(project: Project, engine: Engine, partition: dt.date | str, *,
     out_dir = report_dir(html_dir, partition)
     contract = project.features
     key, _ = _shape(contract)
-    frames = {env: _read_day(engine, contract, env, partition,
-                             _columns(contract, env, SKEW_ROLES, key,
-                                      _segments(project, contract, env)))
-              for env in ENVIRONMENTS}
-    report = replay_skew(frames["offline"], frames["online"], contract, key=key,
-                         segments=_segments(project, contract, "offline"))
+    from monitors import engine_monitors
+
+    if engine_monitors.runs_in_engine(engine):
+        report = engine_monitors.replay_skew_in_engine(project, engine, partition)
+    else:
+        frames = {env: _read_day(engine, contract, env, partition,
+                                 _columns(contract, env, SKEW_ROLES, key,
+                                          _segments(project, contract, env)))
+                  for env in ENVIRONMENTS}
+        report = replay_skew(frames["offline"], frames["online"], contract, key=key,
+                             segments=_segments(project, contract, "offline"))
     findings = _since(skew_findings(report, contract), store_url, partition, contract.name)
     path = write_summary(out_dir / "skew.html",
                          f"{contract.name} replay skew, {partition} (features ranked by mismatch rate)",
@@ -285,8 +319,10 @@ def _event_table(contract: Contract, event_time: str) -> str:
 
 
 def run_freshness(project: Project, engine: Engine, partition: dt.date | str, *,
-                  store_url: str | None = None, html_dir: str | Path | None = None) -> RunResult:
-    """Arrival and volume of each features table; latest event time of the impressions.
+                  store_url: str | None = None, html_dir: str | Path | None = None,
+                  observed_at: dt.datetime | None = None) -> RunResult:
+    """Arrival and volume of each features table; latest event time of the impressions;
+    arrival against the contracts' latency SLA (``freshness_sla``, :mod:`monitors.arrival`).
 
     ``freshness_arrival`` and ``volume`` per environment of the features contract (counted by
     its partition column); ``freshness_latest_event`` on the impressions contract's table, by
@@ -298,8 +334,11 @@ def run_freshness(project: Project, engine: Engine, partition: dt.date | str, *,
         project: the project (features and impressions contracts).
         engine: the warehouse.
         partition: the partition to check.
-        store_url: results store to read "failing since" from (None: not annotated).
+        store_url: results store to read "failing since" and earlier arrival observations from
+            (None: not annotated, no earlier observation).
         html_dir: where ``freshness.html`` goes (default ``.funnelguard/reports/<partition>/``).
+        observed_at: when this run looks (default now, UTC): a table without a landing column
+            arrived when a freshness run first saw its rows.
 
     Raises:
         InputError: ``html_dir`` is a regular file (checked before anything is read).
@@ -310,6 +349,7 @@ def run_freshness(project: Project, engine: Engine, partition: dt.date | str, *,
 
     from funnelguard.findings import Finding, RunResult
     from monitors import freshness as fr
+    from monitors.arrival import check_arrivals
     from monitors.reports import write_summary
 
     partition = _partition(partition)
@@ -317,17 +357,21 @@ def run_freshness(project: Project, engine: Engine, partition: dt.date | str, *,
     contract = project.features
     _, part_col = _shape(contract, tuple(contract.tables) or ENVIRONMENTS)
     findings: list[Finding] = []
+    rows: dict[str, int] = {}
     for env, table in contract.tables.items():
         facts = fr.read_partition_facts(engine, table, partition, partition_column=part_col)
+        rows[table] = facts.rows
         findings.append(fr.arrival_finding(facts, partition, environment=env, dataset=contract.name))
-        findings.append(fr.volume_finding(fr.volume_check(facts.history, facts.rows), table,
-                                          environment=env, dataset=contract.name))
+        findings.append(fr.volume_finding(
+            fr.volume_check(facts.history, facts.rows, partition=partition), table,
+            environment=env, dataset=contract.name))
     impressions, event_time = project.impressions, project.event_time
     _, imp_part = _shape(impressions, tuple(impressions.tables) or ENVIRONMENTS[:1])
     table = _event_table(impressions, event_time)
     if sa.inspect(engine).has_table(table):
         facts = fr.read_partition_facts(engine, table, partition, partition_column=imp_part,
                                         timestamp=event_time)
+        rows[table] = facts.rows
         findings.append(fr.latest_event_finding(facts, partition, event_time,
                                                 dataset=impressions.name))
     else:
@@ -335,10 +379,16 @@ def run_freshness(project: Project, engine: Engine, partition: dt.date | str, *,
             check="freshness_latest_event", passed=True, severity="info", dataset=impressions.name,
             message=(f"not checked: the impressions contract's table {table!r} is not in the "
                      "warehouse")))
+    absent = [t for t in impressions.tables.values() if t not in rows
+              and not sa.inspect(engine).has_table(t)]
+    on_time, arrival_metrics = check_arrivals(project, engine, partition, rows,
+                                              store_url=store_url, observed_at=observed_at,
+                                              skip=absent)
+    findings += on_time
     findings = _since(findings, store_url, partition, contract.name)
     path = write_summary(out_dir / "freshness.html",
                          f"{contract.name} freshness, {partition}", findings,
                          personal=personal_fields(project.contracts.values()))
     return RunResult(command="freshness", partition=partition.isoformat(),
                      findings=tuple(findings), dataset=contract.name,
-                     artifacts={"freshness_report": path})
+                     metrics=tuple(arrival_metrics), artifacts={"freshness_report": path})

@@ -140,6 +140,8 @@ class DriftResult:
         drifted: Evidently's decision.
         n_reference, n_current: cleaned rows on each side (full data, not the sample).
         sampled: whether the decision was taken on samples.
+        base_threshold: the contract's threshold when the window's day-to-day noise raised
+            ``threshold`` above it (:mod:`monitors.drift_window`), else None.
     """
 
     feature: str
@@ -151,6 +153,7 @@ class DriftResult:
     n_reference: int
     n_current: int
     sampled: bool
+    base_threshold: float | None = None
 
 
 def drift_targets(contract: Contract, environments: Iterable[str] = ("offline", "online")) -> tuple[DriftTarget, ...]:
@@ -365,8 +368,10 @@ def drift_findings(
                        f"{r.n_reference} in {against}: cannot compare distributions")
         else:
             verdict = "drifted" if r.drifted else "no drift"
+            raised = (f", raised from {r.base_threshold:.4g} by the window's day-to-day noise"
+                      if r.base_threshold is not None else "")
             message = (f"{verdict}: {r.feature} ({side}) vs {against}, {r.method} "
-                       f"{r.score:.4g} (threshold {r.threshold:.4g})"
+                       f"{r.score:.4g} (threshold {r.threshold:.4g}{raised})"
                        + (", on samples" if r.sampled else ""))
         findings.append(Finding(
             check="drift", passed=not r.drifted, severity=severity, feature=r.feature,

@@ -3,8 +3,10 @@ and since when has a problem been failing.
 
 Pure functions over numbers the edge reads with cheap aggregate queries
 (:func:`read_partition_facts`): :func:`arrival_finding` (rows present), :func:`volume_check`
-(row count against the trailing history, robust to the weekly pattern: median and MAD of the
-previous partitions), :func:`latest_event_finding` (the latest event time — the impressions
+(row count against the trailing history: with dates and two earlier partitions of the same
+weekday, a weekday-factor model — the recent level of the deseasonalised counts times the
+weekday's factor, with a band from the deseasonalised residuals — else the plain median and MAD
+of the previous partitions), :func:`latest_event_finding` (the latest event time — the impressions
 contract's ``countsFrom`` column — is close to the end of the day and no row lies outside its
 day), and :func:`with_since`, which adds "(failing since YYYY-MM-DD)" to failing findings from
 the results store's streaks (:func:`split_since` takes it off again). Table, partition column
@@ -31,6 +33,9 @@ __all__ = [
     "VOLUME_K",
     "VOLUME_MIN_RELATIVE",
     "MIN_HISTORY",
+    "VOLUME_HISTORY_DAYS",
+    "WEEKDAY_MIN_RELATIVE",
+    "MIN_SAME_WEEKDAY",
     "MAX_EVENT_GAP_HOURS",
     "PartitionFacts",
     "VolumeCheck",
@@ -46,6 +51,10 @@ __all__ = [
 VOLUME_K = 3.0  # robust z-score limit: |count - median| / (1.4826 * MAD)
 VOLUME_MIN_RELATIVE = 0.2  # never flag a change smaller than 20 % of the median
 MIN_HISTORY = 3  # previous partitions needed before volume is judged
+VOLUME_HISTORY_DAYS = 28  # earlier partitions counted: four of each weekday
+WEEKDAY_MIN_RELATIVE = 0.1  # the weekday model's floor: its band is never narrower than ±10 %
+MIN_SAME_WEEKDAY = 2  # earlier partitions of the day's weekday the weekday model needs
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MAX_EVENT_GAP_HOURS = 2.0  # latest event time no earlier than this before the day ends
 
 
@@ -82,6 +91,10 @@ class VolumeCheck:
         n_history: how many previous partitions.
         low, high: the accepted range.
         judged: False when the history is too short to judge.
+        model: ``weekday`` (the weekday-factor model) or ``plain`` (median and MAD).
+        expected: the weekday model's expected count (None for ``plain``).
+        weekday, factor: the partition's weekday and its factor (weekday model).
+        note: why the weekday model was not used, when it was asked for.
     """
 
     rows: int
@@ -91,6 +104,11 @@ class VolumeCheck:
     low: float | None
     high: float | None
     judged: bool
+    model: str = "plain"
+    expected: float | None = None
+    weekday: str | None = None
+    factor: float | None = None
+    note: str = ""
 
     @property
     def flagged(self) -> bool:
@@ -98,7 +116,8 @@ class VolumeCheck:
 
     @property
     def relative_change(self) -> float | None:
-        return None if not self.median else (self.rows - self.median) / self.median
+        centre = self.expected if self.model == "weekday" else self.median
+        return None if not centre else (self.rows - centre) / centre
 
 
 def _utc(value: Any) -> dt.datetime | None:
@@ -110,7 +129,7 @@ def _utc(value: Any) -> dt.datetime | None:
 
 
 def read_partition_facts(engine: Engine, table: str, partition: dt.date, *,
-                         partition_column: str, history_days: int = 14,
+                         partition_column: str, history_days: int = VOLUME_HISTORY_DAYS,
                          timestamp: str | None = None) -> PartitionFacts:
     """Row counts of ``partition`` and the ``history_days`` before it, and (with ``timestamp``)
     the partition's latest / earliest timestamp and rows outside its day — aggregates only.
@@ -187,24 +206,85 @@ def arrival_finding(facts: PartitionFacts, partition: dt.date, *, environment: s
 
 
 def volume_check(history: Mapping[Any, int] | Sequence[int], rows: int, *, k: float = VOLUME_K,
-                 min_relative: float = VOLUME_MIN_RELATIVE, min_history: int = MIN_HISTORY) -> VolumeCheck:
-    """Judge ``rows`` against earlier partitions' counts with median and MAD.
+                 min_relative: float = VOLUME_MIN_RELATIVE, min_history: int = MIN_HISTORY,
+                 partition: dt.date | None = None) -> VolumeCheck:
+    """Judge ``rows`` against earlier partitions' counts.
 
-    The accepted range is ``median ± max(k * 1.4826 * MAD, min_relative * median)``: MAD absorbs
-    the weekly pattern (about ±10 %), the relative floor keeps a perfectly flat history from
-    flagging noise. Partitions with no rows are left out of the history (a missing partition
-    is an arrival problem, not a volume baseline).
+    With ``partition`` and a date-keyed history holding :data:`MIN_SAME_WEEKDAY` earlier
+    partitions of its weekday, the weekday-factor model judges (:func:`_weekday_model`): the
+    weekend swing no longer widens the band, so a 20 % loss on a weekday is flagged. Otherwise
+    the plain band: ``median ± max(k * 1.4826 * MAD, min_relative * median)``, where MAD absorbs
+    the weekly pattern and the relative floor keeps a flat history from flagging noise (with
+    ``partition`` given, the check's ``note`` says why the weekday model was not used).
+    Partitions with no rows are left out of the history (a missing partition is an arrival
+    problem, not a volume baseline).
     """
     import numpy as np
 
-    counts = np.asarray([c for c in (history.values() if isinstance(history, Mapping) else history)
-                         if c > 0], dtype=float)
+    dated = isinstance(history, Mapping)
+    counts = np.asarray([c for c in (history.values() if dated else history) if c > 0], dtype=float)
     if len(counts) < min_history:
         return VolumeCheck(rows, None, None, len(counts), None, None, judged=False)
     median = float(np.median(counts))
     mad = float(np.median(np.abs(counts - median)))
+    note = ""
+    if partition is not None:
+        if dated:
+            seasonal, note = _weekday_model(history, rows, partition, k)
+            if seasonal is not None:
+                return VolumeCheck(rows, median, mad, len(counts), *seasonal)
+        else:
+            note = "no dates in the history"
     half_width = max(k * 1.4826 * mad, min_relative * median)
-    return VolumeCheck(rows, median, mad, len(counts), median - half_width, median + half_width, True)
+    return VolumeCheck(rows, median, mad, len(counts), median - half_width, median + half_width,
+                       True, note=note)
+
+
+def _weekday_model(history: Mapping[Any, int], rows: int, partition: dt.date, k: float
+                   ) -> tuple[tuple | None, str]:
+    """The weekday-factor model's (low, high, judged, model, expected, weekday, factor), or
+    None and why not.
+
+    Factor of a weekday = median of its counts / median of all counts (weekdays seen at least
+    :data:`MIN_SAME_WEEKDAY` times); each count divided by its weekday's factor is
+    deseasonalised; the level is the median of the last seven deseasonalised counts (it follows
+    a change of level within the history); expected = level × the day's factor. Band: ``k``
+    robust standard deviations of the deseasonalised counts' relative residuals — inflated by
+    sqrt(n / (n - 1)) for the n counts each factor is estimated from, which shrink them, and
+    by the error of the expected count's own medians, and never below Poisson counting noise
+    (1/sqrt(expected)) — never narrower than :data:`WEEKDAY_MIN_RELATIVE`.
+    """
+    import numpy as np
+
+    by_weekday: dict[int, list[tuple[dt.date, float]]] = {}
+    for day, count in history.items():
+        if count > 0:
+            day = _as_date(day)
+            by_weekday.setdefault(day.weekday(), []).append((day, float(count)))
+    weekday = partition.weekday()
+    same = len(by_weekday.get(weekday, ()))
+    if same < MIN_SAME_WEEKDAY:
+        return None, (f"weekday pattern not used: {same} earlier {WEEKDAYS[weekday]} "
+                      f"partition{'s' if same != 1 else ''}, {MIN_SAME_WEEKDAY} needed")
+    usable = {w: days for w, days in by_weekday.items() if len(days) >= MIN_SAME_WEEKDAY}
+    overall = float(np.median([c for days in usable.values() for _, c in days]))
+    factors = {w: float(np.median([c for _, c in days])) / overall for w, days in usable.items()}
+    deseasonalised = sorted((day, c / factors[w]) for w, days in usable.items() for day, c in days)
+    values = np.asarray([v for _, v in deseasonalised])
+    level = float(np.median(values[-7:]))
+    residuals = values / float(np.median(values)) - 1.0
+    n_per_factor = len(values) / len(usable)
+    spread = 1.4826 * float(np.median(np.abs(residuals - np.median(residuals))))
+    spread *= float(np.sqrt(n_per_factor / (n_per_factor - 1)))
+    # The expected count is itself estimated: a median's variance is about pi/2 * sigma^2 / n,
+    # for the day's factor (its weekday's counts) and for the level (seven counts).
+    spread *= float(np.sqrt(1 + np.pi / 2 * (1 / same + 1 / min(len(values), 7))))
+    expected = level * factors[weekday]
+    # Never below counting noise: a count's relative standard deviation is at least 1/sqrt(n).
+    spread = max(spread, 1.0 / float(np.sqrt(max(expected, 1.0))))
+    half_width = expected * max(k * spread, WEEKDAY_MIN_RELATIVE)
+    return (expected - half_width, expected + half_width, True, "weekday", expected,
+            WEEKDAYS[weekday], factors[weekday]), ""
 
 
 def volume_finding(check: VolumeCheck, table: str, *, environment: str | None,
@@ -218,11 +298,17 @@ def volume_finding(check: VolumeCheck, table: str, *, environment: str | None,
     change = check.relative_change or 0.0
     kind = "drop" if change < 0 else "spike"
     verdict = f"{kind} of {abs(change):.0%}" if check.flagged else f"{change:+.0%}, normal"
+    if check.model == "weekday":
+        against = (f"expected {check.expected:.0f} for a {check.weekday}, weekday factor "
+                   f"{check.factor:.2f} from the previous {check.n_history} partitions")
+    else:
+        against = f"median {check.median:.0f} of the previous {check.n_history} partitions"
+    note = f"; {check.note}, the plain band" if check.note else ""
     return Finding(
         check="volume", passed=not check.flagged, environment=environment, value=check.rows,
         threshold=[round(check.low, 1), round(check.high, 1)], count=check.rows, dataset=dataset,
-        message=(f"{table}: {check.rows} rows vs median {check.median:.0f} of the previous "
-                 f"{check.n_history} partitions ({verdict}; accepted {check.low:.0f}–{check.high:.0f})"))
+        message=(f"{table}: {check.rows} rows vs {against} ({verdict}; accepted "
+                 f"{check.low:.0f}–{check.high:.0f}{note})"))
 
 
 def latest_event_finding(facts: PartitionFacts, partition: dt.date, timestamp: str, *,

@@ -33,7 +33,8 @@ def test_skew_and_freshness_write_their_reports(warehouse, run_cli, tmp_path):
     assert any(m.name == "mismatch_rate" for m in result.metrics)
     code, result = run_cli("freshness", "--warehouse", url, "--date", "2026-10-10", "--html", tmp_path)
     assert code == 0
-    assert {f.check for f in result.findings} == {"freshness_arrival", "volume", "freshness_latest_event"}
+    assert {f.check for f in result.findings} == {"freshness_arrival", "volume", "freshness_latest_event",
+                                                  "freshness_sla"}
 
 
 def test_partition_that_has_not_arrived(warehouse, run_cli, tmp_path):
