@@ -144,7 +144,7 @@ def _field_changes(o: FieldContract, n: FieldContract) -> list[Change]:
                           f"are {'redacted' if n.pii else 'shown'}."))
     for attr, label in (("checks", "check policy"), ("drift_method", "drift method"),
                         ("drift_threshold", "drift threshold"),
-    ("drift_trend", "drift trend"),
+                        ("drift_trend", "drift trend"),
                         ("numeric_tolerance", "offline/online tolerance"),
                         ("relative_tolerance", "relative offline/online tolerance")):
         if getattr(o, attr) != getattr(n, attr):
