@@ -53,6 +53,13 @@ FAULTS = (
     # labels: the drop shows as of 10-21, the lag (last 4 days) as of 10-25
     "label_drop:task=conversion,share=0.8,since=2026-10-10",
     "label_lag:days=4",
+    # blind spots: late approval loads, a late and thinner serving log, a finite extreme with no
+    # bound on a restricted feature, an offline feature computed from the click label
+    "label_delay:task=approval,days=6,since=2026-10-07",
+    "served_late:hours=10",
+    "volume_loss:share=0.3",
+    f"extreme_value:feature=annual_income,share=0.01,day={KEYS_DAY}",
+    "label_leak:feature=days_since_last_visit,task=click,since=2026-10-18",
 )
 # fault -> a failing (command, dataset, check, feature or task, partition) the checks report
 EXPECTED = {
@@ -70,6 +77,11 @@ EXPECTED = {
     "nan_burst": ("validate", "ranking_features", "finite", "credit_utilization", MIDDLE),
     "label_drop": ("gate", "labels", "label_completeness", "conversion", "2026-10-21"),
     "label_lag": ("gate", "labels", "label_freshness", "click", "2026-10-25"),
+    "label_delay": ("gate", "labels", "label_delay", "approval", "2026-10-21"),
+    "served_late": ("freshness", "ranking_features", "freshness_sla", None, LAST),
+    "volume_loss": ("freshness", "ranking_features", "volume", None, LAST),
+    "extreme_value": ("validate", "ranking_features", "history_bound", "annual_income", KEYS_DAY),
+    "label_leak": ("audit", "ranking_features", "leakage", "days_since_last_visit", "2026-10-25"),
 }
 PII_FEATURES = ("user_id", "credit_score", "annual_income")
 
@@ -107,6 +119,7 @@ def checked(warehouse, tmp_path_factory):
                         "--date", KEYS_DAY, *common]))
     for as_of in ("2026-10-21", "2026-10-25"):
         results.append(run(["-q", "gate", "--as-of", as_of, *common]))
+    results.append(run(["-q", "audit", "--as-of", "2026-10-25", *common]))
     assert all(r is not None and r.error is None for _, r in results), \
         [r.error for _, r in results if r is not None and r.error is not None]
     engine = connect(url)
