@@ -7,8 +7,10 @@ Written by the job when the guard stops training, into ``<out>/forensics/step-XX
                        gradient-norm / probe history, config, seeds, the input scan, the triage
                        (replayed losses, anomaly-mode op names, verdict, evidence), the
                        three-line summary and what was redacted
-    batch.parquet      the failing batch's inputs (key, partition, feature columns), personal
-                       data redacted
+    batch.parquet      the failing batch's inputs (key, partition, feature columns) and its
+                       ``label_{task}`` / ``mask_{task}`` columns, personal data redacted
+    actions.json       what the guard did before it stopped (skipped batches, rollbacks) and
+                       the stop itself (``model.policy.GuardAction``), also under ``actions``
     replay_state.pt    the training state to replay from (step, weights, optimizers, scaler,
                        guard windows, torch RNG state)
 
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from funnelguard.warehouse import FeatureSpec
 
 __all__ = ["FeatureRange", "Redactor", "feature_ranges", "scan_inputs", "write_bundle",
-           "update_bundle", "BUNDLE_FILE"]
+           "update_bundle", "label_frame", "BUNDLE_FILE"]
 
 BUNDLE_FILE = "bundle.json"
 
@@ -209,20 +211,37 @@ def _history(pairs: Sequence[tuple[int, float]]) -> list[list[Any]]:
     return [[int(s), float(v)] for s, v in pairs]
 
 
+def label_frame(labels: Any, masks: Any, tasks: Sequence[str]) -> pd.DataFrame:
+    """``label_{task}`` (float) and ``mask_{task}`` (bool) columns of a batch's ``B x T``
+    label and mask tensors, for ``batch.parquet``."""
+    y, m = np.asarray(labels, dtype=np.float64), np.asarray(masks, dtype=bool)
+    return pd.DataFrame({**{f"label_{t}": y[:, i] for i, t in enumerate(tasks)},
+                         **{f"mask_{t}": m[:, i] for i, t in enumerate(tasks)}})
+
+
 def write_bundle(folder: Path, *, anomaly: Any, exception: str, raw_batch: pd.DataFrame,
                  state: Any, history: Mapping[str, Any], config: Mapping[str, Any],
                  seeds: Mapping[str, Any], scan: Mapping[str, Any], scan_source: str,
                  context: Mapping[str, Any], key: str | None = None,
-                 redactor: Redactor | None = None) -> Path:
+                 redactor: Redactor | None = None, labels: pd.DataFrame | None = None,
+                 actions: Sequence[Any] = ()) -> Path:
     """Write the bundle files; returns the path of ``bundle.json``.
 
     Args:
         key: the key column of ``raw_batch`` (its values are listed in ``batch.keys``).
         redactor: redacts personal columns of ``batch.parquet`` and the keys (None: none).
+        labels: the batch's label and mask columns (:func:`label_frame`), in ``raw_batch``'s
+            row order; written beside the inputs (redacted like them where personal).
+        actions: the guard's actions this run (objects with ``to_json()``, or mappings).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    shown = redactor.frame(raw_batch) if redactor else raw_batch
-    shown.reset_index(drop=True).to_parquet(folder / "batch.parquet", index=False)
+    batch = raw_batch.reset_index(drop=True)
+    if labels is not None:
+        batch = pd.concat([batch, labels.reset_index(drop=True)], axis=1)
+    shown = redactor.frame(batch) if redactor else batch
+    shown.to_parquet(folder / "batch.parquet", index=False)
+    done = [a.to_json() if hasattr(a, "to_json") else dict(a) for a in actions]
+    (folder / "actions.json").write_text(json.dumps(_plain(done), indent=2, default=str) + "\n")
     replay_file = None
     if state is not None:
         torch.save({"step": state.step, "tensors": state.tensors, "guard": state.guard,
@@ -255,6 +274,7 @@ def write_bundle(folder: Path, *, anomaly: Any, exception: str, raw_batch: pd.Da
         "config": dict(config),
         "seeds": dict(seeds),
         "replay_state": {"file": replay_file, "step": getattr(state, "step", None)},
+        "actions": done,
         **dict(context),
     }
     path = folder / BUNDLE_FILE

@@ -7,7 +7,7 @@ A config file (YAML or JSON, ``--config PATH``) overrides the defaults section b
     loss:     {weighting: fixed, task_weights: {click: 1.0}, pos_weight: {}, focal_gamma: 0.0}
     optim:    {lr: 0.002, sparse_lr: 0.01, batch_size: 1024, epochs: 2, precision: fp32,
                lr_schedule: linear}
-    guard:    {loss_spike_z: 12.0, grad_explosion_factor: 25.0, probe_every: 100}
+    guard:    {loss_spike_z: 12.0, grad_explosion_factor: 25.0, probe_every: 10, on_anomaly: stop}
     run:      {seed: 0, checkpoint_every: 200, snapshot_every: 16, refit_intercepts: true}
 
 Unknown keys are refused with the file and the key, so a misspelled threshold never silently
@@ -43,9 +43,11 @@ __all__ = [
     "bind_config",
     "PRECISIONS",
     "LR_SCHEDULES",
+    "ON_ANOMALY",
 ]
 
 PRECISIONS = ("fp32", "bf16", "fp16", "fp16-static")
+ON_ANOMALY = ("stop", "skip_batch", "rollback")
 LR_SCHEDULES = ("linear", "cosine", "constant")
 
 
@@ -129,6 +131,9 @@ class OptimConfig:
             the last iterate sits at a random point of Adam's noise: the mean prediction of a
             rare task swung between 0.3x and 1.8x of its rate from one 20-step stretch to the
             next (docs/model.md, "Calibration").
+        warmup_steps: the first ``warmup_steps`` steps ramp every learning rate linearly from
+            ``1 / warmup_steps`` of its value to the full value (then the schedule applies);
+            0: no warmup.
     """
 
     lr: float = 2e-3
@@ -143,6 +148,7 @@ class OptimConfig:
     static_loss_scale: float = 2.0 ** 16
     sparse_embeddings: bool = True
     lr_schedule: str = "linear"
+    warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,13 +173,39 @@ class GuardConfig:
         grad_window, grad_warmup: the same for the global gradient norm.
         grad_explosion_factor: norm above factor x running median is an explosion.
         max_grad_norm: an absolute ceiling for the global gradient norm.
-        probe_every: steps between per-task gradient probes on the last shared layer.
-        domination_share: a task holding this share of the squared per-task norms dominates.
+        probe_every: steps between probes: the per-task UNWEIGHTED gradient norms on the last
+            shared layer, the per-parameter-group gradient norms and the id tables' row
+            gradients (``model.step_measurements``).
+        domination_share, domination_window: a task whose weighted gradient (its loss weight
+            x its unweighted norm) holds a median share of the squared per-task norms of at
+            least this over the last ``domination_window`` probes dominates ...
+        weighted_domination_share, domination_lift: ... as does one holding a median of at
+            least ``weighted_domination_share`` while the weights squeeze the other tasks'
+            share ``domination_lift`` times or more below their unweighted share.
         conflict_cosine: pairwise cosine below this is a conflict.
         probe_patience: consecutive probes a domination / conflict must persist to stop.
         scaler_min_scale: an fp16 GradScaler scale below this has collapsed.
         scaler_skip_window, scaler_max_skips: skipped-step rate limit over a window.
         activation_hooks: forward hooks naming the first module with a non-finite output.
+        audit_batches: before each step, the batch's labels (0 or 1), masks (no known row
+            whose label is missing) and dense inputs (vectorised min / max against the
+            contract's ranges, through the encoder) are checked (``model.batch_audit``).
+        row_ratio: an id table's largest row gradient, summed over the steps between two
+            probes, above this multiple of its median touched row's (bucket 0, the unknown
+            row, left out) ...
+        row_factor: ... and above this multiple of the table's usual ratio (the median of
+            its earlier probes), for ``probe_patience`` probes in a row with the same bucket
+            on top, is an exploding row (``model.probe_checks.check_embedding_rows``).
+        on_anomaly: what an anomaly does: ``stop`` (the default: bundle and triage),
+            ``skip_batch`` (the batch's update is dropped, the GradScaler's state kept
+            consistent) or ``rollback`` (the last good snapshot is restored, model and
+            optimizers, at the first of ``rollback_lr_scales`` a replay proves stable).
+            An anomaly found after the update (scaler collapse) or at a checkpoint always stops.
+        max_skipped_batches: skip_batch: batches dropped before the next anomaly stops.
+        max_rollbacks: rollback: rollbacks before the next anomaly stops.
+        rollback_lr_scales: rollback: multipliers of the learning rate tried in turn (on top
+            of those already applied); the first whose replay of the failing stretch passes
+            the guard is kept for the rest of the run; none stable stops.
     """
 
     enabled: bool = True
@@ -187,14 +219,24 @@ class GuardConfig:
     grad_warmup: int = 20
     grad_explosion_factor: float = 25.0
     max_grad_norm: float = 1e4
-    probe_every: int = 100
+    probe_every: int = 10
     domination_share: float = 0.995
+    domination_window: int = 5
+    weighted_domination_share: float = 0.9
+    domination_lift: float = 10.0
     conflict_cosine: float = -0.95
     probe_patience: int = 3
     scaler_min_scale: float = 1.0
     scaler_skip_window: int = 20
     scaler_max_skips: int = 10
     activation_hooks: bool = True
+    audit_batches: bool = True
+    row_ratio: float = 150.0
+    row_factor: float = 1.5
+    on_anomaly: str = "stop"
+    max_skipped_batches: int = 5
+    max_rollbacks: int = 2
+    rollback_lr_scales: tuple[float, ...] = (0.1, 0.01)
 
 
 @dataclass(frozen=True)
@@ -305,6 +347,16 @@ def _validate(cfg: TrainConfig, where: str) -> None:
     if o.batch_size < 1 or o.epochs < 1:
         problems.append(f"optim.batch_size and optim.epochs must be >= 1, found "
                         f"{o.batch_size} and {o.epochs}")
+    g = cfg.guard
+    if g.on_anomaly not in ON_ANOMALY:
+        problems.append(f"guard.on_anomaly expected one of {ON_ANOMALY}, found {g.on_anomaly!r}")
+    if g.max_skipped_batches < 0 or g.max_rollbacks < 0 or o.warmup_steps < 0:
+        problems.append(f"guard.max_skipped_batches, guard.max_rollbacks and optim.warmup_steps "
+                        f"expected >= 0, found {g.max_skipped_batches}, {g.max_rollbacks} and "
+                        f"{o.warmup_steps}")
+    if not all(isinstance(x, (int, float)) and 0 < x < 1 for x in g.rollback_lr_scales):
+        problems.append(f"guard.rollback_lr_scales expected numbers in (0, 1), found "
+                        f"{list(g.rollback_lr_scales)}")
     if cfg.run.snapshot_every < 1 or cfg.guard.probe_every < 1:
         problems.append("run.snapshot_every and guard.probe_every must be >= 1")
     if problems:

@@ -30,6 +30,10 @@ __all__ = [
     "GradientConflict",
     "ScalerCollapse",
     "NonFiniteParameter",
+    "InvalidLabels",
+    "OutOfContractInput",
+    "ImpossibleLoss",
+    "EmbeddingRowExplosion",
     "ANOMALY_TYPES",
 ]
 
@@ -110,8 +114,33 @@ class NonFiniteParameter(TrainingAnomaly):
     kind = "non_finite_parameter"
 
 
+class InvalidLabels(TrainingAnomaly):
+    """A batch's labels are not 0 or 1, or a mask says known where the label is missing."""
+
+    kind = "invalid_labels"
+
+
+class OutOfContractInput(TrainingAnomaly):
+    """A batch's finite input lies outside the range the features contract allows."""
+
+    kind = "out_of_contract_input"
+
+
+class ImpossibleLoss(TrainingAnomaly):
+    """A task's BCE is negative, or above what any 0/1 label allows for the batch's logits."""
+
+    kind = "impossible_loss"
+
+
+class EmbeddingRowExplosion(TrainingAnomaly):
+    """One id bucket's embedding-row gradient dwarfs the other rows', probe after probe."""
+
+    kind = "embedding_row_explosion"
+
+
 ANOMALY_TYPES: dict[str, type[TrainingAnomaly]] = {
     cls.kind: cls
     for cls in (NonFiniteLoss, LossDivergence, LossSpike, NonFiniteGradient, GradientExplosion,
-                TaskDomination, GradientConflict, ScalerCollapse, NonFiniteParameter)
+                TaskDomination, GradientConflict, ScalerCollapse, NonFiniteParameter,
+                InvalidLabels, OutOfContractInput, ImpossibleLoss, EmbeddingRowExplosion)
 }

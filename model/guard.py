@@ -6,7 +6,8 @@ the loop in ``model.training`` measures and this module decides. Each ``check_*`
 subclass. The running statistics are robust (median and MAD over a window) so one earlier
 outlier does not hide the next. A rare task's batch loss is dominated by how many positives the
 batch happens to hold, so its loss is judged per class: the negatives' and the positives' mean
-loss each against its own window (:func:`task_spike`, :class:`BatchLabels`).
+loss each against its own window (:func:`task_spike`, :class:`BatchLabels`). The checks on
+what a probe measures (per-task gradients, id-table rows) are in ``model.probe_checks``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ __all__ = [
     "check_task_losses",
     "task_spike",
     "binomial_tail",
+    "loss_ceiling",
+    "check_possible_losses",
     "check_grad_norm",
-    "check_task_gradients",
     "check_scaler",
     "check_parameters",
     "raise_for",
@@ -77,12 +79,29 @@ class BatchLabels:
         positives: known rows labelled 1.
         negative_loss: mean BCE with logits over the known negatives (nan when none).
         positive_loss: mean BCE with logits over the known positives (nan when none).
+        largest_logit: the largest ``|logit|`` over the known rows: no 0/1 label can cost a
+            row more than ``|z| + log 2``, which bounds the task loss (:func:`loss_ceiling`).
     """
 
     known: int
     positives: int
     negative_loss: float = float("nan")
     positive_loss: float = float("nan")
+    largest_logit: float = float("nan")
+
+
+def loss_ceiling(labels: BatchLabels, pos_weight: float = 1.0) -> float:
+    """The largest task loss 0/1 labels allow for a batch's logits (``inf`` when unknown).
+
+    BCE with logits of a 0/1 label is ``max(z, 0) - z y + log(1 + exp(-|z|))`` in
+    ``[0, |z| + log 2]``; a positive-class weight above 1 scales the positives' part, a focal
+    term only lowers it. (For a loss on probabilities clamped to ``[eps, 1 - eps]`` the same
+    bound is ``-log(eps)``.) A loss outside ``[0, ceiling]`` is not a training problem: the
+    labels are not 0/1.
+    """
+    if not math.isfinite(labels.largest_logit):
+        return math.inf
+    return max(1.0, pos_weight) * (labels.largest_logit + math.log(2.0)) + 1e-4
 
 
 class RobustWindow:
@@ -135,6 +154,10 @@ class GuardState:
     negatives: dict[str, RobustWindow] = field(default_factory=dict)
     positives: dict[str, RobustWindow] = field(default_factory=dict)
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    row_ratio: dict[str, RobustWindow] = field(default_factory=dict)
+    shares: dict[str, RobustWindow] = field(default_factory=dict)
+    lifts: dict[str, RobustWindow] = field(default_factory=dict)
+    row_streak: dict[str, tuple[int, int]] = field(default_factory=dict)  # table: (bucket, n)
 
     @classmethod
     def fresh(cls, tasks: Sequence[str], cfg: GuardConfig) -> GuardState:
@@ -157,7 +180,11 @@ class GuardState:
                 "conflict_streak": self.conflict_streak, "skipped": list(self.skipped),
                 "negatives": {t: list(w.values) for t, w in self.negatives.items()},
                 "positives": {t: list(w.values) for t, w in self.positives.items()},
-                "seen": {t: list(c) for t, c in self.seen.items()}}
+                "seen": {t: list(c) for t, c in self.seen.items()},
+                "row_ratio": {t: list(w.values) for t, w in self.row_ratio.items()},
+                "shares": {t: list(w.values) for t, w in self.shares.items()},
+                "lifts": {t: list(w.values) for t, w in self.lifts.items()},
+                "row_streak": {t: list(c) for t, c in self.row_streak.items()}}
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], cfg: GuardConfig) -> GuardState:
@@ -169,13 +196,17 @@ class GuardState:
             return {t: RobustWindow(cfg.loss_window, saved.get(t, ())) for t in tasks}
 
         seen = doc.get("seen", {})
+        rows = {t: RobustWindow(cfg.grad_window, v) for t, v in doc.get("row_ratio", {}).items()}
+        streak = {t: (int(c[0]), int(c[1])) for t, c in doc.get("row_streak", {}).items()}
+        shares, lifts = ({t: RobustWindow(cfg.domination_window, v)
+                          for t, v in doc.get(key, {}).items()} for key in ("shares", "lifts"))
         return cls({t: RobustWindow(cfg.loss_window, v) for t, v in doc["loss"].items()},
                    RobustWindow(cfg.grad_window, doc["grad_norm"]),
                    int(doc["dominance_streak"]), int(doc["conflict_streak"]),
                    deque(doc["skipped"], maxlen=max(cfg.scaler_skip_window, 1)),
                    windows("negatives"), windows("positives"),
                    {t: (int(seen[t][0]), int(seen[t][1])) if t in seen else (0, 0)
-                    for t in tasks})
+                    for t in tasks}, rows, shares, lifts, streak)
 
 
 def _fmt(x: float) -> str:
@@ -262,6 +293,31 @@ def task_spike(task: str, loss: float, state: GuardState, cfg: GuardConfig,
                     f"{_fmt(cfg.loss_spike_positives_p)})")
 
 
+def check_possible_losses(step: int, losses: Mapping[str, float],
+                          ceilings: Mapping[str, float] | None = None) -> Anomaly | None:
+    """No task's loss is one 0/1 labels cannot produce: negative, or above its ceiling.
+
+    Args:
+        step: the step of the batch.
+        losses: each task's batch loss (non-finite ones are :func:`check_task_losses`').
+        ceilings: each task's largest possible loss for the batch (:func:`loss_ceiling`;
+            None: only a negative loss is impossible).
+    """
+    ceilings = ceilings or {}
+    impossible = {t: v for t, v in losses.items() if math.isfinite(v)
+                  and (v < -1e-6 or v > ceilings.get(t, math.inf))}
+    if impossible:
+        worst = next(iter(impossible))
+        return Anomaly("impossible_loss", step,
+                       f"step {step}: loss of task(s) {', '.join(impossible)} outside what 0/1 "
+                       f"labels allow ([0, {_fmt(ceilings.get(worst, math.inf))}] for {worst}: "
+                       f"{_fmt(impossible[worst])}); the labels are not 0/1",
+                       tuple(impossible), impossible[worst], ceilings.get(worst, 0.0),
+                       evidence={"losses": dict(losses),
+                                 "ceilings": {t: ceilings.get(t) for t in impossible}})
+    return None
+
+
 def check_task_losses(step: int, losses: Mapping[str, float], state: GuardState,
                       cfg: GuardConfig,
                       labels: Mapping[str, BatchLabels] | None = None) -> Anomaly | None:
@@ -330,43 +386,6 @@ def check_grad_norm(step: int, norm: float, state: GuardState, cfg: GuardConfig,
                            f"{_fmt(cfg.grad_explosion_factor)}x)", value=norm,
                            threshold=cfg.grad_explosion_factor * med,
                            evidence={**evidence, "median": med})
-    return None
-
-
-def check_task_gradients(step: int, norms: Mapping[str, float],
-                         cosines: Mapping[tuple[str, str], float], state: GuardState,
-                         cfg: GuardConfig) -> Anomaly | None:
-    """Per-task gradient norms on the last shared layer: domination and conflict.
-
-    Updates the streak counters in ``state``; an anomaly needs ``probe_patience`` probes in a row.
-    """
-    finite = {t: v for t, v in norms.items() if math.isfinite(v)}
-    total = sum(v * v for v in finite.values())
-    shares = {t: v * v / total for t, v in finite.items()} if total > 0 else {}
-    evidence = {"per_task_grad_norm": dict(norms), "share": shares,
-                "cosine": {f"{a}|{b}": c for (a, b), c in cosines.items()}}
-    top = max(shares, key=shares.get) if shares else None
-    if top is not None and len(norms) > 1 and shares[top] >= cfg.domination_share:
-        state.dominance_streak += 1
-    else:
-        state.dominance_streak = 0
-    worst = min(cosines, key=cosines.get) if cosines else None
-    if worst is not None and cosines[worst] <= cfg.conflict_cosine:
-        state.conflict_streak += 1
-    else:
-        state.conflict_streak = 0
-    if state.dominance_streak >= cfg.probe_patience and top is not None:
-        return Anomaly("task_domination", step,
-                       f"step {step}: task {top} holds {shares[top]:.1%} of the squared gradient "
-                       f"on the last shared layer for {state.dominance_streak} probes "
-                       f"(limit {cfg.domination_share:.1%})", (top,), shares[top],
-                       cfg.domination_share, evidence=evidence)
-    if state.conflict_streak >= cfg.probe_patience and worst is not None:
-        return Anomaly("gradient_conflict", step,
-                       f"step {step}: gradients of {worst[0]} and {worst[1]} on the last shared "
-                       f"layer have cosine {cosines[worst]:.3f} for {state.conflict_streak} "
-                       f"probes (limit {cfg.conflict_cosine})", worst, cosines[worst],
-                       cfg.conflict_cosine, evidence=evidence)
     return None
 
 

@@ -5,7 +5,11 @@ batches are replayed deterministically (same batch order, same RNG state) and th
 is measured again: in the run's own precision, and in fp32 under
 ``torch.autograd.detect_anomaly``. The verdict, first match wins:
 
-- **data**: the batch itself carries non-finite or out-of-contract values (the features named);
+- **data**: the batch itself carries non-finite or out-of-contract values (the features named),
+  labels that are not 0/1 or known rows whose label is missing (``model.batch_audit``), a
+  loss no 0/1 label allows (negative, or above ``|logit| + log 2``), or one hashed id bucket
+  whose embedding-row gradient dwarfs its table's (the table named, the bucket in the
+  evidence, with the batch's rows of that bucket and their positives);
 - **numerics**: the run used reduced precision, the replay in that precision fails again and
   the fp32 replay does not (both replayed losses recorded);
 - **task**: one task alone is anomalous (its loss, or its gradient on the last shared layer
@@ -27,6 +31,7 @@ from typing import Any
 
 import torch
 
+from model.batch_audit import label_problems
 from model.errors import TrainingAnomaly
 from model.guard import (
     Anomaly,
@@ -151,6 +156,8 @@ def replay(trainer: Trainer, state: TrainingState, to_step: int, *, precision: s
     losses: dict[int, dict[str, float]] = {}
     try:
         for s in range(state.step, to_step):
+            if s in trainer.dropped:  # a batch a rollback dropped is not replayed either
+                continue
             try:
                 stats = trainer.step(s, precision=precision)
             except TrainingAnomaly as exc:
@@ -199,10 +206,41 @@ def _data_features(scan: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[s
     return {f: e for f, e in scan.items() if e.get("non_finite") or e.get("out_of_contract")}
 
 
+def _bad_labels(trainer: Trainer, anomaly: Anomaly) -> TriageResult | None:
+    """The data verdict of a batch whose labels or losses no 0/1 labelling allows, or of an
+    exploding id row; None when neither."""
+    rows = trainer.plan.rows_for(anomaly.step)
+    found = label_problems(anomaly.step, trainer.data.labels[rows], trainer.data.masks[rows],
+                           trainer.tasks, trainer.audit.missing[rows]
+                           if trainer.audit.missing is not None else None)
+    if found is not None or anomaly.kind == "impossible_loss":
+        found = found or anomaly
+        return TriageResult("data", f"the batch's labels are not 0/1: {found.message}", (),
+                            tuple(found.tasks), (), {"labels": dict(found.evidence)})
+    if anomaly.kind != "embedding_row_explosion":
+        return None
+    table, bucket = anomaly.evidence["table"], int(anomaly.evidence["bucket"])
+    column = list(trainer.id_tables).index(table)
+    mine = trainer.data.features.ids[rows][:, column] == bucket
+    known = trainer.data.masks[rows][mine]
+    positives = (trainer.data.labels[rows][mine] * known).sum(0)
+    share = {t: {"rows": int(mine.sum()), "known": int(known[:, i].sum()),
+                 "positives": int(positives[i])} for i, t in enumerate(trainer.tasks)}
+    said = ", ".join(f"{t} {v['positives']}/{v['known']}" for t, v in share.items())
+    return TriageResult(
+        "data", f"bucket {bucket} of id {table} takes a row gradient {anomaly.value:.4g}x its "
+        f"table's median row's, probe after probe; its {int(mine.sum())} rows in the batch have "
+        f"positives/known {said}", (table,), (), (),
+        {"bucket": bucket, "table": table, "bucket_labels": share, **dict(anomaly.evidence)})
+
+
 def triage(trainer: Trainer, anomaly: Anomaly, state: TrainingState | None,
            scan: Mapping[str, Mapping[str, Any]]) -> TriageResult:
     """Replay and classify; leaves ``trainer`` in an undefined state (training is over)."""
     f = anomaly.step
+    labelled = _bad_labels(trainer, anomaly)
+    if labelled is not None:
+        return labelled
     bad = _data_features(scan)
     if state is None:
         if bad:

@@ -23,14 +23,14 @@ from model.guard import (
     check_grad_norm,
     check_parameters,
     check_scaler,
-    check_task_gradients,
     check_task_losses,
     raise_for,
     task_spike,
 )
+from model.probe_checks import check_task_gradients
 
 TASKS = ("click", "application", "conversion", "approval")
-CFG = GuardConfig(loss_warmup=5, grad_warmup=5, probe_patience=2)
+CFG = GuardConfig(loss_warmup=5, grad_warmup=5, probe_patience=2, domination_window=2)
 
 
 def warmed(loss=0.2, grad=1.0, n=30) -> GuardState:
@@ -172,8 +172,15 @@ def test_domination_needs_patience_and_names_the_task():
     with pytest.raises(TaskDomination):
         raise_for(a)
     balanced = {"click": 1.0, "application": 0.5, "conversion": 0.2, "approval": 0.1}
-    assert check_task_gradients(15, balanced, {}, state, CFG) is None
+    assert check_task_gradients(15, balanced, {}, state, CFG) is None  # median of 2 drops
     assert state.dominance_streak == 0
+    # Unweighted norms: the same balanced gradients under a click weight of 10 dominate.
+    weighted = GuardState.fresh(TASKS, CFG)
+    for step in (5, 10):
+        found = check_task_gradients(step, balanced, {}, weighted, CFG, {"click": 10.0})
+    assert found.kind == "task_domination" and found.tasks == ("click",)
+    assert found.evidence["unweighted_share"]["click"] == pytest.approx(1 / 1.3, abs=1e-3)
+    assert check_task_gradients(5, balanced, {}, GuardState.fresh(TASKS, CFG), CFG) is None
 
 
 def test_conflict_needs_patience_and_names_the_pair():
