@@ -12,7 +12,8 @@ A warehouse URL picks the engine; nothing else changes for the user:
 ``parquet:`` URLs). :class:`SqlEngine` is the small protocol the pushed-down contract checks
 (:mod:`contracts.pushdown`) run on: a dialect name and ``query(sql) -> pyarrow.Table``.
 :func:`sql_engine` adapts a SQLAlchemy engine to it; any other engine (a Spark session, say)
-plugs in by implementing the two members, optionally with ``columns(table)``.
+plugs in by implementing the two members, optionally with ``columns(table)`` and
+``whole_number_columns(table)`` (integer-typed columns, whose checks skip the NaN/±inf guards).
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ __all__ = [
 DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "duckdb": "duckdb"}
 # The dialects the contract checks have a SQL form in.
 PUSHDOWN_DIALECTS = frozenset({"sqlite", "postgres", "duckdb", "spark"})
-# Where ``validate`` runs them inside the engine unless told ``--in-memory``.
+# Where ``validate`` runs them inside the engine unless told ``--in-memory``: a measured
+# choice (docs/benchmarks.md, "Contract checks in the warehouse engine"): each of these is
+# faster in the engine than in memory at 1,000,000 rows (SQLite about 2x).
 IN_ENGINE_BY_DEFAULT = frozenset({"sqlite", "postgres", "duckdb", "spark"})
 # What a physical column holds, as far as a contract check is concerned.
 COLUMN_KINDS = ("number", "string", "timestamp", "date", "boolean", "other")
@@ -169,6 +172,29 @@ class SqlAlchemyEngine:
             return [(c["name"], _kind_of_sqlalchemy(c["type"])) for c in insp.get_columns(table)]
         except sa.exc.OperationalError as exc:
             raise EnvironmentFailure(f"cannot inspect warehouse {self.where}: {exc.orig}") from exc
+
+    def whole_number_columns(self, table: str) -> frozenset[str]:
+        """The columns of ``table`` whose declared type holds only whole numbers (never NaN,
+        ±inf or a fraction), so the checks need no such guard there. None in SQLite, where a
+        value's type is its own, not its column's."""
+        try:
+            if self.dialect == "duckdb":
+                rows = self.query(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE "
+                    f"table_name = '{table.replace(chr(39), chr(39) * 2)}'").to_pylist()
+                return frozenset(r["column_name"] for r in rows
+                                 if r["data_type"].upper() in _DUCKDB_WHOLE)
+            if self.dialect == "sqlite":
+                return frozenset()
+            insp = sa.inspect(self.engine)
+            return frozenset(c["name"] for c in insp.get_columns(table)
+                             if isinstance(c["type"], sa.Integer))
+        except sa.exc.OperationalError as exc:
+            raise EnvironmentFailure(f"cannot inspect warehouse {self.where}: {exc.orig}") from exc
+
+
+_DUCKDB_WHOLE = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                           "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"})
 
 
 def _duckdb_arrow(connection, sql: str, where: str):

@@ -2,9 +2,9 @@
 
 The contract's checks for one environment compile to SQL over one partition
 (:func:`compile_plan`, dialect-specific leaves in :mod:`contracts.pushdown.dialects`); the
-runner (:func:`validate_partition_in_engine`) sends one aggregate query, one per segment
-column and one examples query to any :class:`funnelguard.engines.SqlEngine`, and fills the
-same tally as the in-memory Pandera path, so both give the same findings, messages and JSON.
+runner (:func:`validate_partition_in_engine`) sends one aggregate query, one query for all
+segment columns and one examples query to any :class:`funnelguard.engines.SqlEngine`, and
+fills the same tally as the in-memory Pandera path, so both give the same findings, messages and JSON.
 """
 
 from __future__ import annotations

@@ -2,12 +2,15 @@
 
 A :class:`Plan` holds, for each (column, check) of :func:`contracts.runner.checks_for`, a row
 predicate that is true exactly where the in-memory path (Pandera on the rows pandas reads)
-fails that row, and what to show of a failing row. From it come three statements:
+fails that row, and what to show of a failing row; and, per column, one failure code with a
+bit per check that means the same (:mod:`contracts.pushdown.codes`). From it come three
+statements:
 
-- :meth:`Plan.aggregate_sql`: one scan of the partition with ``COUNT(CASE WHEN ... THEN 1 END)``
-  per (column, check), rows failing any check, defaults per field, and the rows of repeated
-  keys (``GROUP BY key HAVING COUNT(*) > 1``, a scalar subquery);
-- :meth:`Plan.segment_sql`: rows and defaults per value of one segment column;
+- :meth:`Plan.aggregate_sql`: one scan of the partition: a subquery computes the codes and
+  default flags once per row, the outer query sums each check's bit, the rows with any code,
+  the defaults per field, and the rows of repeated keys (``GROUP BY key HAVING COUNT(*) > 1``,
+  a scalar subquery);
+- :meth:`Plan.segments_sql`: rows and defaults per value of every segment column, one statement;
 - :meth:`Plan.examples_sql`: up to 50 failing values of each failing check in one ``UNION ALL``
   (the first five distinct are kept, as in memory); restricted values never leave the
   database, only a marker the runner turns into ``<redacted>``.
@@ -24,6 +27,7 @@ from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
+from contracts.pushdown.codes import column_code
 from contracts.pushdown.dialects import Dialect, _and, _or, _paren
 from contracts.runner import checks_for, default_rate_fields
 from contracts.spec import Contract, FieldContract
@@ -46,6 +50,8 @@ class CheckSql:
             examples query's float column ``num``.
         text: what it shows otherwise (its ``txt`` column): text, or a value that is not a
             number; an example is ``num`` when that is not NULL, else ``txt``.
+        code: the index in ``Plan.codes`` of its column's failure code.
+        bit: the bit of this check in that code.
     """
 
     column: str
@@ -53,6 +59,8 @@ class CheckSql:
     predicate: str
     number: str
     text: str
+    code: int = 0
+    bit: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class Plan:
     fallback: tuple[tuple[FieldContract, str], ...]
     segments: tuple[str, ...]
     pii: frozenset[str]
+    codes: tuple[str, ...] = ()
 
     def _q(self, name: str) -> str:
         return self.dialect.sql(self.dialect.column(name))
@@ -90,35 +99,71 @@ class Plan:
         return (f"SELECT {select} {self.source} AND {key} IS NOT NULL GROUP BY {key} "
                 "HAVING COUNT(*) > 1")
 
-    def aggregate_sql(self) -> str:
-        """``n_rows``, ``n_failing``, ``c0..`` per check, ``d0..`` per default, ``u0..`` per key.
+    @property
+    def _fence(self) -> str:
+        """What keeps the engine from inlining the per-row subquery (and so evaluating each
+        code once per use): SQLite flattens a subquery without ``LIMIT``, PostgreSQL one
+        without ``OFFSET``."""
+        return {"sqlite": " LIMIT -1", "postgres": " OFFSET 0"}.get(self.dialect.name, "")
 
-        DuckDB evaluates each check once per row into a flag column that the counts and the
-        any-check count share (about a third less work there); SQLite and PostgreSQL would
-        inline such a subquery and evaluate every predicate twice anyway.
+    def _rows(self, extra: Sequence[str] = ()) -> str:
+        """The partition's rows as ``k0..`` (failure code per column), ``g0..`` (1 where a
+        field holds its default, else 0) and ``extra`` columns, each computed once per row."""
+        items = [f"{code} AS k{i}" for i, code in enumerate(self.codes)]
+        items += [f"CASE WHEN {p} THEN 1 ELSE 0 END AS g{i}"
+                  for i, (_, p) in enumerate(self.defaults)]
+        items += [self._q(e) for e in extra]
+        return f"(SELECT {', '.join(items or ['1 AS one'])} {self.source}{self._fence}) AS fg_rows"
+
+    def aggregate_sql(self) -> str:
+        """``n_rows``, ``n_failing``, ``c0..`` per check (its count times its ``bit``), ``d0..``
+        per default, ``u0..`` per key.
+
+        One scan: a subquery computes each column's failure code
+        (:func:`contracts.pushdown.codes.column_code`) and default flag once per row; the
+        outer query sums them (``NULL`` when the partition is empty).
         """
-        flags = self.dialect.name == "duckdb"
-        checks = [f"fg_flag_{i}" if flags else c.predicate for i, c in enumerate(self.checks)]
         items = ["COUNT(*) AS n_rows"]
-        failing = " OR ".join(f"({p})" for p in checks)
-        items.append(f"{_count_if(failing)} AS n_failing" if failing else "0 AS n_failing")
-        items += [f"{_count_if(p)} AS c{i}" for i, p in enumerate(checks)]
-        items += [f"{_count_if(p)} AS d{i}" for i, (_, p) in enumerate(self.defaults)]
+        if self.codes:
+            any_code = " + ".join(f"k{i}" for i in range(len(self.codes)))
+            items.append(f"SUM(CASE WHEN {any_code} <> 0 THEN 1 ELSE 0 END) AS n_failing")
+        else:
+            items.append("0 AS n_failing")
+        for i, c in enumerate(self.checks):
+            items.append(f"SUM(k{c.code} & {c.bit}) AS c{i}")
+        items += [f"SUM(g{i}) AS d{i}" for i in range(len(self.defaults))]
         for i, f in enumerate(self.unique):
             groups = self._duplicate_groups(f, "COUNT(*) AS n")
             items.append(f"CAST((SELECT COALESCE(SUM(n), 0) FROM ({groups}) AS dup) AS BIGINT) "
                          f"AS u{i}")
-        if not flags or not self.checks:
-            return f"SELECT {', '.join(items)} {self.source}"
-        columns = ", ".join(f"({c.predicate}) AS fg_flag_{i}" for i, c in enumerate(self.checks))
-        return f"SELECT {', '.join(items)} FROM (SELECT {columns}, * {self.source}) AS fg_rows"
+        return f"SELECT {', '.join(items)} FROM {self._rows()}"
 
-    def segment_sql(self, segment: str) -> str:
-        """``seg``, ``n_rows`` and ``d0..`` (defaults per field) for each value of ``segment``."""
-        seg = self._q(segment)
-        items = [f"{seg} AS seg", "COUNT(*) AS n_rows"]
-        items += [f"{_count_if(p)} AS d{i}" for i, (_, p) in enumerate(self.defaults)]
-        return f"SELECT {', '.join(items)} {self.source} GROUP BY {seg}"
+    def segments_sql(self) -> str | None:
+        """``set_id`` (an index of ``segments``), ``s0..`` (the value of that segment column,
+        NULL in the others), ``n_rows`` and ``d0..`` per value of every segment column, in one
+        statement: ``GROUPING SETS`` (one scan) where the dialect has them, else a ``UNION
+        ALL`` of ``GROUP BY``s (SQLite)."""
+        if not self.segments:
+            return None
+        sums = ["COUNT(*) AS n_rows", *(f"SUM(g{i}) AS d{i}" for i in range(len(self.defaults)))]
+        seg = [self._q(s) for s in self.segments]
+        n = len(seg)
+        if self.dialect.name == "sqlite":
+            branches = []
+            for j in range(n):
+                values = [f"{seg[k] if k == j else 'NULL'} AS s{k}" for k in range(n)]
+                branches.append(f"SELECT {j} AS set_id, {', '.join(values)}, {', '.join(sums)} "
+                                f"FROM {self._rows(self.segments)} GROUP BY {seg[j]}")
+            return " UNION ALL ".join(branches)
+        if n == 1:
+            set_id = "0"
+        else:
+            set_id = "CASE " + " ".join(f"WHEN GROUPING({seg[j]}) = 0 THEN {j}"
+                                        for j in range(n - 1)) + f" ELSE {n - 1} END"
+        values = [f"{seg[k]} AS s{k}" for k in range(n)]
+        grouping = ", ".join(f"({s})" for s in seg)
+        return (f"SELECT {set_id} AS set_id, {', '.join(values)}, {', '.join(sums)} "
+                f"FROM {self._rows(self.segments)} GROUP BY GROUPING SETS ({grouping})")
 
     def examples_sql(self, failing: Sequence[int], duplicated: Sequence[int]) -> str | None:
         """``check_id`` (an index of ``checks``, or ``-1 - i`` for ``unique[i]``), ``num``,
@@ -146,10 +191,6 @@ class Plan:
         if not branches:
             return None
         return " UNION ALL ".join(f"SELECT * FROM ({b}) AS e{n}" for n, b in enumerate(branches))
-
-
-def _count_if(predicate: str) -> str:
-    return f"COUNT(CASE WHEN {predicate} THEN 1 END)"
 
 
 def _redacted_text(d: Dialect, c: exp.Expression) -> exp.Expression:
@@ -272,7 +313,7 @@ _COMPILED_MAX = 64
 
 def compile_plan(contract: Contract, environment: str, dialect: Dialect, partition: dt.date, *,
                  kinds: Mapping[str, str] | None = None,
-                 segments: Sequence[str] = ()) -> Plan:
+                 segments: Sequence[str] = (), whole: frozenset[str] = frozenset()) -> Plan:
     """The SQL form of ``contract``'s checks in ``environment`` over one partition.
 
     Args:
@@ -283,12 +324,15 @@ def compile_plan(contract: Contract, environment: str, dialect: Dialect, partiti
         kinds: column -> kind (:data:`funnelguard.engines.COLUMN_KINDS`) of the physical table;
             a typed engine's field whose kind is not the contract's falls back to memory.
         segments: columns to count defaults by (those the contract lacks are skipped).
+        whole: columns whose declared type holds only whole numbers (a typed engine's integer
+            columns): their failure codes skip the NaN, ±inf and fraction guards.
     """
     key = (repr(contract.fields), repr(sorted(contract.tables.items())), environment,
-           dialect.name, tuple(sorted((kinds or {}).items())), tuple(segments))
+           dialect.name, tuple(sorted((kinds or {}).items())), tuple(segments),
+           tuple(sorted(whole)))
     plan = _COMPILED.get(key)
     if plan is None:
-        plan = _compile(contract, environment, dialect, partition, kinds, segments)
+        plan = _compile(contract, environment, dialect, partition, kinds, segments, whole)
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.clear()
         _COMPILED[key] = plan
@@ -296,10 +340,12 @@ def compile_plan(contract: Contract, environment: str, dialect: Dialect, partiti
 
 
 def _compile(contract: Contract, environment: str, dialect: Dialect, partition: dt.date,
-             kinds: Mapping[str, str] | None, segments: Sequence[str]) -> Plan:
+             kinds: Mapping[str, str] | None, segments: Sequence[str],
+             whole: frozenset[str] = frozenset()) -> Plan:
     fields = contract.fields_for(environment)
     pii = frozenset(f.name for f in contract.fields if f.pii)
     checks: list[CheckSql] = []
+    codes: list[str] = []
     fallback: list[tuple[FieldContract, str]] = []
     for f in fields:
         reason = _fallback_reason(dialect, f, kinds)
@@ -307,10 +353,17 @@ def _compile(contract: Contract, environment: str, dialect: Dialect, partition: 
             fallback.append((f, reason))
             continue
         build = _number_checks if f.is_numeric else _other_checks
-        for check, predicate, number, text in build(dialect, f, environment, f.name in pii):
+        built = build(dialect, f, environment, f.name in pii)
+        if not built:
+            continue
+        code, bits = column_code(dialect, f, [(check, p) for check, p, _, _ in built], _literal,
+                                 whole=dialect.typed and f.name in whole)
+        for check, predicate, number, text in built:
             checks.append(CheckSql(f.name, check, dialect.sql(predicate),
                                    "" if number is None else dialect.sql(number),
-                                   "" if text is None else dialect.sql(text)))
+                                   "" if text is None else dialect.sql(text), len(codes),
+                                   bits[check]))
+        codes.append(dialect.sql(code))
     sql_fields = {f.name for f in fields} - {f.name for f, _ in fallback}
     defaults = tuple((f.name, dialect.sql(_default_predicate(dialect, f)))
                      for f in default_rate_fields(contract, environment) if f.name in sql_fields)
@@ -320,4 +373,4 @@ def _compile(contract: Contract, environment: str, dialect: Dialect, partition: 
                 partition_column=contract.partition_column, partition=partition,
                 checks=tuple(checks), defaults=defaults, unique=unique,
                 fallback=tuple(fallback), segments=tuple(s for s in segments if s in names),
-                pii=pii)
+                pii=pii, codes=tuple(codes))

@@ -1,9 +1,9 @@
 """Running a compiled :class:`~contracts.pushdown.plan.Plan` in the warehouse's own engine.
 
 One aggregate query counts every (column, check), the defaults and the repeated keys; one
-query per segment column counts defaults by segment; one examples query reads a few failing
-values of the checks that failed. No other row leaves the database, except the columns of
-fields that have no SQL form here (:attr:`Plan.fallback`), which are read alone and checked
+query counts defaults by every segment column (``GROUPING SETS``); one examples query reads a
+few failing values of the checks that failed. No other row leaves the database, except the
+columns of fields that have no SQL form here (:attr:`Plan.fallback`), which are read alone and checked
 in memory. The counts fill the same :class:`contracts.runner.Tally` as the in-memory path, so
 findings, messages and the ``--json`` document are the same.
 """
@@ -93,17 +93,23 @@ def validate_partition_in_engine(contract: Contract, environment: str,
             f"expected column(s) {sorted(set(missing), key=missing.index)} in table {table!r} of "
             f"warehouse {where} (contract {contract.path}, environment {environment}); found "
             f"{present}")
+    whole = getattr(sql, "whole_number_columns", None)
     plan = compile_plan(contract, environment, dialect_of(sql.dialect), partition,
-                        kinds=dict(columns), segments=segments)
+                        kinds=dict(columns), segments=segments,
+                        whole=whole(table) if whole is not None else frozenset())
     for f, reason in plan.fallback:
         log.debug("%s.%s is checked in memory: %s", table, f.name, reason)
     tally = _counts(plan, sql)
     if tally.rows == 0:
         raise no_rows_error(contract, environment, partition, where)
-    for segment in plan.segments:
-        for row in sql.query(plan.segment_sql(segment)).to_pylist():
-            tally.add_segment(segment_label(segment, row["seg"]), row["n_rows"],
-                              {name: row[f"d{i}"] for i, (name, _) in enumerate(plan.defaults)})
+    statement = plan.segments_sql()
+    rows = sql.query(statement).to_pylist() if statement is not None else []
+    for row in sorted(rows, key=lambda r: r["set_id"]):  # stable: each column's groups kept
+        j = row["set_id"]
+        segment = plan.segments[j]
+        tally.add_segment(segment_label(segment, row[f"s{j}"]), row["n_rows"],
+                          {name: int(row[f"d{i}"] or 0)
+                           for i, (name, _) in enumerate(plan.defaults)})
     if plan.fallback:
         _check_in_memory(contract, environment, plan, sql, tally)
     extra = [c for c in present if c not in names]
@@ -115,8 +121,9 @@ def _counts(plan: Plan, sql: SqlEngine) -> Tally:
     row = sql.query(plan.aggregate_sql()).to_pylist()[0]
     tally = Tally(rows=int(row["n_rows"]), failing_rows=int(row["n_failing"] or 0))
     for i, (name, _) in enumerate(plan.defaults):
-        tally.defaults[name] = int(row[f"d{i}"])
-    counts = [int(row[f"c{i}"]) for i in range(len(plan.checks))]
+        tally.defaults[name] = int(row[f"d{i}"] or 0)
+    # c<i> sums the check's bit of its column's code: the count times the bit.
+    counts = [int(row[f"c{i}"] or 0) // c.bit for i, c in enumerate(plan.checks)]
     duplicates = [int(row[f"u{i}"]) for i in range(len(plan.unique))]
     failing = [i for i, n in enumerate(counts) if n]
     duplicated = [i for i, n in enumerate(duplicates) if n]

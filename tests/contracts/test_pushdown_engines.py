@@ -51,8 +51,9 @@ def test_a_plugged_engine_moves_only_counts_and_examples(faulted_url):
     assert result.to_json() == reference.to_json()
     failing = [f for f in result.findings if not f.passed]
     assert {(f.feature, f.check) for f in failing} >= {("credit_score", "range")}
-    # LIMIT 0 for the columns, the aggregate, one per segment column, the examples.
-    assert len(recording.statements) == 1 + 1 + len(project.segments) + 1
+    # LIMIT 0 for the columns, the aggregate, one for all segment columns, the examples.
+    assert len(project.segments) > 1
+    assert len(recording.statements) == 1 + 1 + 1 + 1
     segment_values = 20  # device and item types, the default and a renamed device type
     assert recording.rows <= 1 + segment_values + 50 * len(failing)
     assert result.metrics[0].value > recording.rows  # the partition's rows stayed in SQLite
@@ -130,3 +131,33 @@ def test_an_engine_without_a_sql_form_stays_in_memory():
 
     assert pushdown_dialect(Elsewhere()) is None
     assert pushdown_dialect(Recording(type("S", (), {"dialect": "spark"})())) == "spark"
+
+
+def test_integer_typed_columns_skip_the_nan_and_inf_guards(faulted_url, tmp_path):
+    """A typed engine reports its integer columns; their failure codes test only null, the
+    range and the allowed values, the float columns keep the NaN and ±inf guards, and SQLite
+    (a value's type is its own) reports none."""
+    from contracts.pushdown import compile_plan, dialect_of
+
+    project = load_project()
+    contract = project.contract("features")
+    table = contract.table("online")
+    engine = connect(copy_to_parquet(faulted_url, project, tmp_path, {D4}))
+    lite = connect(faulted_url)
+    try:
+        whole = sql_engine(engine).whole_number_columns(table)
+        assert sql_engine(lite).whole_number_columns(table) == frozenset()
+    finally:
+        engine.dispose()
+        lite.dispose()
+    integers = {f.name for f in contract.fields_for("online") if f.logical_type == "integer"}
+    floats = {f.name for f in contract.fields_for("online") if f.logical_type == "number"}
+    assert integers and integers <= whole and not floats & whole
+    plans = {w: compile_plan(contract, "online", dialect_of("duckdb"), D4, whole=w)
+             for w in (whole, frozenset())}
+    for w, plan in plans.items():
+        codes = {c.column: plan.codes[c.code] for c in plan.checks}
+        for name in integers:
+            assert ("NaN" in codes[name]) is (not w), (name, codes[name])
+        for name in floats:
+            assert "NaN" in codes[name] and "Infinity" in codes[name]
