@@ -28,8 +28,12 @@ browser:
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null) || \
 	  echo "warning: could not install chromium; the browser test will skip"
 
+# Two workers (these machines have 2 cores; much of the suite waits on Airflow, Spark and
+# PostgreSQL), one test file per worker so session fixtures stay shared within a file.
+TEST_WORKERS ?= 2
+
 test: install browser
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
 
 bench: install
 	$(PY) -m bench

@@ -11,8 +11,10 @@ nothing but the findings.
 histogram's outer bin edges are the sample's minimum and maximum), so a personal column
 (``DriftTarget.classification``) never reaches Evidently raw: its numbers are rounded to two
 significant digits (:func:`~funnelguard.redaction.coarse_numbers`: an income of 61,341.01 is
-drawn as 61,000; the shape of the shift stays visible, no edge is a row's value) and its
-categories become keyed tokens (``h:…``). The decision was taken on the raw values: for such a
+drawn as 61,000) and drawn as categories of those rounded values, so the page shows counts per
+bucket and no statistic of values (Evidently's numeric page also plots bin means over the row
+index, and a mean of rounded values can equal a row's value); text categories become keyed
+tokens (``h:…``). The decision was taken on the raw values: for such a
 column the HTML's score is Evidently's on the rounded values and can differ from the finding's
 in the second or third digit; the finding's score decides, and the page says so. The summary
 page shows no examples, and the segment values of personal columns (``personal``) as
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from monitors.drift import DriftResult, DriftTarget, FrameProfile
 
 __all__ = ["write_evidently_drift", "write_summary", "SHOWN_WHEN_QUIET"]
+# How Evidently scores a personal numeric column drawn as categories of rounded values.
+PERSONAL_NUMBERS_METHOD = "jensenshannon"
 
 SHOWN_WHEN_QUIET = 3  # features rendered when nothing drifted
 
@@ -49,7 +53,10 @@ def _padded_frame(profile: FrameProfile, targets: Sequence[DriftTarget],
     for t in targets:
         sample = profile.columns[t.feature].sample
         if t.classification is not None and t.column_type == "num":
-            sample = pd.Series(coarse_numbers(sample.to_numpy(dtype="float64")), dtype="float64")
+            # drawn as categories of rounded values: a numeric page also plots bin means of the
+            # values over the row index, and a mean of rounded values can equal a row's value
+            coarse = coarse_numbers(sample.to_numpy(dtype="float64"))
+            sample = pd.Series([None if v != v else f"{v:g}" for v in coarse], dtype=object)
         elif t.classification is not None:
             sample = pd.Series([keyed_token(v, key or b"") for v in sample], dtype=object)
         columns[t.feature] = sample
@@ -81,10 +88,15 @@ def write_evidently_drift(
     drawn = [by_feature[r.feature] for r in shown]
     key = deployment_key() if any(t.classification and t.column_type == "cat"
                                   for t in drawn) else None
+    as_categories = {t.feature for t in drawn if t.column_type == "cat" or t.classification}
     definition = DataDefinition(
-        numerical_columns=[t.feature for t in drawn if t.column_type == "num"],
-        categorical_columns=[t.feature for t in drawn if t.column_type == "cat"])
-    report = Report([ValueDrift(column=r.feature, method=r.method, threshold=r.threshold)
+        numerical_columns=[t.feature for t in drawn if t.feature not in as_categories],
+        categorical_columns=[t.feature for t in drawn if t.feature in as_categories])
+    report = Report([ValueDrift(column=r.feature, threshold=r.threshold,
+                                method=(PERSONAL_NUMBERS_METHOD
+                                        if r.feature in as_categories
+                                        and by_feature[r.feature].column_type == "num"
+                                        else r.method))
                      for r in shown])
     snapshot = report.run(
         Dataset.from_pandas(_padded_frame(current, drawn, key), data_definition=definition),
@@ -94,9 +106,10 @@ def write_evidently_drift(
     snapshot.save_html(str(out))  # save_html writes nothing unless given a str
     coarsened = [f"{t.feature} ({t.classification})" for t in drawn if t.classification]
     if coarsened:
-        _add_note(out, f"Personal data: {', '.join(coarsened)} drawn from values rounded to two "
-                       "significant digits (categories as keyed tokens); the drift decision and "
-                       "its score are the finding's, on the raw values.")
+        _add_note(out, f"Personal data: {', '.join(coarsened)} drawn as categories of values "
+                       "rounded to two significant digits (text categories as keyed tokens), "
+                       f"scored here by {PERSONAL_NUMBERS_METHOD}; the drift decision and its "
+                       "score are the finding's, on the raw values.")
     return str(out)
 
 

@@ -80,8 +80,9 @@ def test_bad_specs_say_what_was_expected_and_found(spec, needles):
         assert needle in message, message
 
 
-def test_catalogue_has_the_eleven_faults_of_the_issue():
+def test_catalogue_has_the_serving_label_and_blind_spot_faults():
     assert set(FAULTS) == {
         "serving_default", "unit_mismatch", "stale_online", "category_remap", "tz_shift",
         "null_burst", "nan_burst", "outlier_burst", "duplicate_keys", "label_lag", "label_drop",
+        "label_delay", "served_late", "extreme_value", "label_leak", "volume_loss",
     }
