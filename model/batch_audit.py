@@ -183,4 +183,4 @@ def label_problems(step: int, labels: torch.Tensor, masks: torch.Tensor, tasks: 
     return Anomaly("invalid_labels", step, f"step {step}: the batch's labels are impossible: {said}",
                    tuple(per_task), float(sum(e["invalid_labels"] + e["known_but_missing"]
                                               for e in per_task.values())),
-                   evidence={"labels": per_task})
+                   evidence={"label_problems": per_task})

@@ -101,16 +101,16 @@ def correct_downsampled(p: float | np.ndarray, w: float,
     """Undo negative downsampling on predicted probabilities.
 
     The builder keeps a share ``w`` of the training rows with no known positive. For a task
-    whose negatives are exactly those rows (``click``: no click means no later outcome either),
+    whose negatives are exactly those rows (the first funnel stage: no first step means no later outcome either),
     the probability on the original scale is ``q = p / (p + (1 - p) / w)``. For a deeper task
     pass ``p_any``, the model's (downsampled-scale) probability that the row has any positive,
-    i.e. its click probability: then ``q = p * w / (1 - (1 - w) * p_any)``, which reduces to the
+    i.e. its first-stage probability: then ``q = p * w / (1 - (1 - w) * p_any)``, which reduces to the
     first form when ``p_any = p``.
 
     Args:
         p: predicted probabilities of a model trained on the downsampled set.
         w: the recorded ``downsample_rate``, in (0, 1].
-        p_any: for tasks below click, the predicted click probability (same scale as ``p``).
+        p_any: for deeper stages, the predicted first-stage probability (same scale as ``p``).
 
     Raises:
         TrainingSetError: ``w`` is not in (0, 1].

@@ -216,7 +216,7 @@ def _bad_labels(trainer: Trainer, anomaly: Anomaly) -> TriageResult | None:
     if found is not None or anomaly.kind == "impossible_loss":
         found = found or anomaly
         return TriageResult("data", f"the batch's labels are not 0/1: {found.message}", (),
-                            tuple(found.tasks), (), {"labels": dict(found.evidence)})
+                            tuple(found.tasks), (), dict(found.evidence))
     if anomaly.kind != "embedding_row_explosion":
         return None
     table, bucket = anomaly.evidence["table"], int(anomaly.evidence["bucket"])

@@ -20,12 +20,12 @@ def test_labels_outside_0_1_and_known_rows_with_missing_labels():
     masks = torch.tensor([[True, True], [True, True], [False, True], [True, True]])
     found = label_problems(7, labels, masks, TASKS)
     assert found.kind == "invalid_labels" and found.tasks == ("a",)
-    assert found.evidence["labels"]["a"]["invalid_labels"] == 2
+    assert found.evidence["label_problems"]["a"]["invalid_labels"] == 2
     missing = torch.zeros(4, 2, dtype=torch.bool)
     missing[3, 1] = True  # b's label of row 3 was empty in the frame, its mask says known
     clean = labels.nan_to_num(0.0).clamp(0, 1)
     found = label_problems(7, clean, masks, TASKS, missing)
-    assert found.tasks == ("b",) and found.evidence["labels"]["b"]["known_but_missing"] == 1
+    assert found.tasks == ("b",) and found.evidence["label_problems"]["b"]["known_but_missing"] == 1
     masks[3, 1] = False
     assert label_problems(7, clean, masks, TASKS, missing) is None
 
