@@ -192,17 +192,9 @@ def _number_code(d: Dialect, f: FieldContract, bits: dict[str, int], literal,
                                    expression=exp.Literal.number("9.0e15")),
                             exp.NEQ(this=exp.cast(v.copy(), "bigint"), expression=v.copy()))
         finite.append(_bit_if(fraction, bits["dtype"]))
-    if "range" in bits:
-        outside = []
-        if f.minimum is not None:
-            outside.append(exp.LT(this=v.copy(), expression=literal(f, f.minimum)))
-        if f.maximum is not None:
-            outside.append(exp.GT(this=v.copy(), expression=literal(f, f.maximum)))
-        failed = _or(*outside)
-        if f.default is not None:
-            failed = _and(exp.NEQ(this=v.copy(), expression=literal(f, f.default)),
-                          _paren(failed))
-        finite.append(_bit_if(failed, bits["range"]))
+    rng = _range_code(v, f, bits, literal)
+    if rng is not None:
+        finite.append(rng)
     if allowed is not None:
         finite.append(allowed)
     return exp.Case(ifs=ifs, default=_plus(finite))
